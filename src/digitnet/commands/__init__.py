@@ -1,0 +1,1 @@
+"""Sub-commands of the ``digitnet`` CLI, one module each (discovered by ``digitnet.cli``)."""
