@@ -1,0 +1,114 @@
+"""Device-resident MNIST tensors, index batching and whole-batch augmentation.
+
+MNIST is 47 MB as uint8; it lives on the training device as one normalised float tensor, and a
+batch is an index into it (airbench's loader). Augmentation transforms a whole batch at once with
+``affine_grid`` + ``grid_sample`` on the same device; there is no per-sample Python in the loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["MNIST_MEAN", "MNIST_STD", "input_spec", "to_model_input", "DeviceDataset", "augment_batch"]
+
+# Mean and standard deviation of the official 60,000 MNIST training pixels scaled to [0, 1]
+# (the values every PyTorch MNIST example uses); kept fixed so checkpoints agree on them.
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+
+def input_spec(kind: str) -> dict:
+    """The normalisation a model expects, as stored in checkpoint metadata."""
+    if kind == "standardize":
+        return {"kind": "standardize", "mean": MNIST_MEAN, "std": MNIST_STD}
+    if kind == "raw255":
+        return {"kind": "raw255"}
+    if kind == "unit":
+        return {"kind": "unit"}
+    raise ValueError(f"unknown input kind {kind!r}")
+
+
+def to_model_input(x01: torch.Tensor, spec: dict) -> torch.Tensor:
+    """Map images in [0, 1] (white ink on black) to what the model was trained on."""
+    kind = spec.get("kind", "standardize")
+    if kind == "standardize":
+        return (x01 - spec["mean"]) / spec["std"]
+    if kind == "raw255":
+        return x01 * 255.0
+    return x01
+
+
+@dataclass
+class DeviceDataset:
+    """Normalised images ``(N, 1, 28, 28)`` float32 and labels ``(N,)`` int64 on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    background: float  # the normalised value of a blank pixel (what augmentation pads with)
+
+    @classmethod
+    def from_numpy(cls, images: np.ndarray, labels: np.ndarray, spec: dict, device: torch.device) -> DeviceDataset:
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        x = to_model_input(x.unsqueeze(1).float().div_(255.0), spec)
+        y = torch.from_numpy(np.ascontiguousarray(labels)).to(device=device, dtype=torch.int64)
+        bg = float(to_model_input(torch.zeros(()), spec))
+        return cls(x.contiguous(), y, bg)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def _rand(n: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Uniform [-1, 1) values drawn with ``g`` (kept on the CPU so runs repeat on any device)."""
+    return (torch.rand(n, generator=g) * 2 - 1).to(device)
+
+
+def augment_batch(x: torch.Tensor, aug, g: torch.Generator, background: float) -> torch.Tensor:
+    """Randomly rotate, scale, shear, shift, elastically warp and thicken/thin a batch.
+
+    ``x`` is ``(B, 1, 28, 28)`` normalised; ``g`` is a CPU generator (its state is saved in
+    resumable checkpoints, so a resumed run draws the same transforms). Pixels moved in from
+    outside the image take the blank value ``background``.
+    """
+    b, dev = x.shape[0], x.device
+    angle = _rand(b, g, dev) * math.radians(aug.rotate)
+    scale = 1.0 + _rand(b, g, dev) * aug.scale
+    shear = _rand(b, g, dev) * math.radians(aug.shear)
+    # affine_grid works in [-1, 1] coordinates: 2 pixels of 28 is 2 * 2 / 28.
+    tx = _rand(b, g, dev) * (2.0 * aug.translate / 28.0)
+    ty = _rand(b, g, dev) * (2.0 * aug.translate / 28.0)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # Output->input mapping: inverse scale, rotation, then shear along x.
+    inv = 1.0 / scale
+    theta = torch.empty(b, 2, 3, device=dev)
+    theta[:, 0, 0] = inv * cos
+    theta[:, 0, 1] = inv * (-sin + torch.tan(shear) * cos)
+    theta[:, 1, 0] = inv * sin
+    theta[:, 1, 1] = inv * (cos + torch.tan(shear) * sin)
+    theta[:, 0, 2] = tx
+    theta[:, 1, 2] = ty
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if aug.elastic > 0:
+        # A smooth random displacement field: 4x4 noise upsampled bicubically to 28x28
+        # (cheaper than Simard et al.'s Gaussian-filtered full-resolution noise, similar look).
+        noise = torch.rand(b, 2, 4, 4, generator=g).to(dev) * 2 - 1
+        field = F.interpolate(noise, size=(28, 28), mode="bicubic", align_corners=False)
+        grid = grid + field.permute(0, 2, 3, 1) * (2.0 * aug.elastic / 28.0)
+    out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background
+    if aug.thickness > 0:
+        # Stroke thickness: blend towards a 3x3 dilation (thicker) or erosion (thinner) of the
+        # strokes, by a random amount, for a random ``thickness`` share of the batch.
+        r = torch.rand(b, 2, generator=g).to(dev)
+        which = r[:, 0] < aug.thickness
+        amount = (r[:, 1] * which).view(b, 1, 1, 1)
+        thicker = (torch.rand(b, generator=g) < 0.6).to(dev).view(b, 1, 1, 1)
+        dil = F.max_pool2d(out, 3, stride=1, padding=1)
+        ero = -F.max_pool2d(-out, 3, stride=1, padding=1)
+        morph = torch.where(thicker, dil, ero)
+        out = out + amount * (morph - out)
+    return out
