@@ -1,0 +1,177 @@
+"""Splitting a written number into digits, left to right.
+
+Works on the ink mask: connected components, pieces of one digit merged (a 5 whose top bar is
+detached, a 7 with a separate cross-bar, a pen lifted mid-digit), specks and dots dropped, and
+groups much wider than a digit split at the thinnest column near where a digit boundary is
+expected (touching digits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = ["Piece", "find_pieces", "MIN_DIGIT_PX"]
+
+# A digit needs at least this many pixels of height at the analysis resolution; below that the
+# 20x20 box would be filled by upscaled blur (and marks this small are dots or specks).
+MIN_DIGIT_PX = 8
+# Components kept for grouping, largest first: a written number has a few dozen pieces at most;
+# more means texture or noise, and the extra tiny ones are specks anyway.
+_MAX_COMPONENTS = 64
+# A piece at least this fraction of the tallest substantial piece is a digit (or a large part
+# of one); shorter pieces are bars, dots, dashes or specks. "1" written short and the halves of
+# a broken 8 are about 0.5 of the height in our synthetic collection.
+_MAIN_HEIGHT = 0.45
+# Widest single digit, as width / height: MNIST's widest digits (0, 2, 4 in a wide hand) reach
+# about 1.2; a group wider than this holds touching digits.
+_MAX_ASPECT = 1.3
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclass
+class Piece:
+    """One digit candidate at the analysis resolution."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    labels: list[int]  # component labels (of the label image) that belong to this digit
+    cut: tuple[int, int] | None = None  # column range kept when a group was split
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return min(a1, b1) - max(a0, b0)
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, list[Piece], np.ndarray]:
+    lab, n = ndi.label(mask, structure=_EIGHT)
+    if n == 0:
+        return lab, [], np.zeros(0)
+    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    order = np.argsort(-areas)[:_MAX_COMPONENTS]
+    # Specks: under 1% of the largest piece's area (a dot of noise, a dust speck on a scan).
+    order = order[areas[order] >= max(2, 0.01 * areas[order[0]])]
+    objs = ndi.find_objects(lab)
+    pieces = []
+    for i in order:
+        sy, sx = objs[i]
+        pieces.append(Piece(sy.start, sy.stop, sx.start, sx.stop, [int(i) + 1]))
+    return lab, pieces, areas[order]
+
+
+def _merge(a: Piece, b: Piece) -> Piece:
+    return Piece(min(a.y0, b.y0), max(a.y1, b.y1), min(a.x0, b.x0), max(a.x1, b.x1),
+                 a.labels + b.labels)
+
+
+def _group(pieces: list[Piece], ref_h: float) -> list[Piece]:
+    main = [p for p in pieces if (p.y1 - p.y0) >= _MAIN_HEIGHT * ref_h]
+    minor = [p for p in pieces if (p.y1 - p.y0) < _MAIN_HEIGHT * ref_h]
+    # Stacked pieces of one digit: they share most of their columns but not their rows (the two
+    # loops of a broken 8, a 5's body and its bar), or one lies almost entirely within the
+    # other's columns. Side-by-side digits share rows, so "1" next to "7" stays two digits.
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(main)):
+            for j in range(i + 1, len(main)):
+                a, b = main[i], main[j]
+                ov = _overlap(a.x0, a.x1, b.x0, b.x1)
+                narrow = min(a.x1 - a.x0, b.x1 - b.x0)
+                vov = _overlap(a.y0, a.y1, b.y0, b.y1)
+                short = min(a.y1 - a.y0, b.y1 - b.y0)
+                if (ov >= 0.5 * narrow and vov < 0.5 * short) or ov >= 0.9 * narrow:
+                    main[i] = _merge(a, b)
+                    del main[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    # Bars, hooks and cross-bars join the digit whose columns they overlap most; those over no
+    # digit (decimal points, dashes, specks) are dropped.
+    for p in minor:
+        best, best_ov = None, 0.3 * (p.x1 - p.x0)
+        for k, q in enumerate(main):
+            ov = _overlap(p.x0, p.x1, q.x0, q.x1)
+            if ov > best_ov:
+                best, best_ov = k, ov
+        if best is not None:
+            main[best] = _merge(main[best], p)
+    return main
+
+
+def _split(group: Piece, lab: np.ndarray, digit_w: float) -> list[Piece]:
+    gw, gh = group.x1 - group.x0, group.y1 - group.y0
+    if gw <= _MAX_ASPECT * gh:
+        return [group]
+    n = int(min(8, max(2, round(gw / digit_w))))
+    region = np.isin(lab[group.y0:group.y1, group.x0:group.x1], group.labels)
+    cols = region.sum(axis=0).astype(np.float64)
+    # Smooth the column profile a little so a single-pixel gap in a stroke is not taken for
+    # the space between two digits.
+    cols = ndi.uniform_filter1d(cols, size=3, mode="nearest")
+    step = gw / n
+    cuts = [0]
+    for k in range(1, n):
+        centre = k * step
+        lo = int(max(cuts[-1] + 0.5 * step, centre - 0.35 * step))
+        hi = int(min(gw - 1, centre + 0.35 * step))
+        if hi <= lo:
+            continue
+        cuts.append(lo + int(np.argmin(cols[lo:hi + 1])))
+    cuts.append(gw)
+    out = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        part = region[:, a:b]
+        rows = np.flatnonzero(part.any(axis=1))
+        if rows.size == 0 or b - a < 2:
+            continue
+        colsnz = np.flatnonzero(part.any(axis=0))
+        out.append(Piece(group.y0 + int(rows[0]), group.y0 + int(rows[-1]) + 1,
+                         group.x0 + a + int(colsnz[0]), group.x0 + a + int(colsnz[-1]) + 1,
+                         group.labels, cut=(group.x0 + a, group.x0 + b)))
+    return out
+
+
+def find_pieces(mask: np.ndarray, *, single: bool = False) -> tuple[np.ndarray, list[Piece], str | None]:
+    """Digit candidates of an ink mask, left to right.
+
+    Returns ``(labels, pieces, message)``; ``message`` says why nothing digit-like was found.
+    With ``single`` all kept ink (specks dropped) is one digit.
+    """
+    lab, pieces, areas = _components(mask)
+    if not pieces:
+        return lab, [], "no digit found: no ink"
+    big = [p for p, a in zip(pieces, areas) if a >= 0.2 * areas[0]]
+    ref_h = max(p.y1 - p.y0 for p in big)
+    if ref_h < MIN_DIGIT_PX:
+        return lab, [], "no digit found: only marks too small to be digits"
+    if single:
+        keep = [p for p in pieces if (p.y1 - p.y0) >= 0.1 * ref_h or (p.x1 - p.x0) >= 0.1 * ref_h]
+        out = keep[0]
+        for p in keep[1:]:
+            out = _merge(out, p)
+        return lab, [out], None
+    groups = _group(pieces, ref_h)
+    narrow = [g.x1 - g.x0 for g in groups if (g.x1 - g.x0) <= 1.1 * (g.y1 - g.y0)]
+    heights = [g.y1 - g.y0 for g in groups]
+    # Expected digit width: the typical width of groups that are one digit wide; without any,
+    # MNIST's mean width/height ratio (about 0.7).
+    digit_w = float(np.median(narrow)) if len(narrow) >= 2 else 0.7 * float(np.median(heights))
+    digit_w = max(digit_w, 0.45 * float(np.median(heights)))
+    out = []
+    for g in groups:
+        out.extend(_split(g, lab, digit_w))
+    out = [p for p in out if (p.y1 - p.y0) >= MIN_DIGIT_PX * 0.75]
+    if not out:
+        return lab, [], "no digit found: only marks too small to be digits"
+    out.sort(key=lambda p: (p.x0 + p.x1) / 2.0)
+    return lab, out, None
