@@ -1,27 +1,35 @@
 """MNIST data: IDX files (read/write with full validation), finding and loading, downloading.
 
 Everything here raises :class:`digitnet.errors.DataError` (or ``DownloadError``) with one line
-naming the file and the problem. Importing this package does not import torch.
+naming the file and the problem. Names are imported lazily, so ``digitnet.data.idx`` does not pull
+in the downloader's network modules, and nothing here imports torch.
 """
 
 from __future__ import annotations
 
-from .download import DEFAULT_MIRRORS, OFFICIAL_FILES, DownloadResult, download_mnist
-from .idx import read_idx, read_idx_header, read_images, read_labels, write_idx
-from .mnist import describe_data, find_mnist_files, load_mnist, resolve_data_dir
+import importlib
+from typing import Any
 
-__all__ = [
-    "read_idx",
-    "read_idx_header",
-    "read_images",
-    "read_labels",
-    "write_idx",
-    "resolve_data_dir",
-    "find_mnist_files",
-    "load_mnist",
-    "describe_data",
-    "download_mnist",
-    "DownloadResult",
-    "OFFICIAL_FILES",
-    "DEFAULT_MIRRORS",
-]
+_LAZY = {
+    "read_idx": "idx",
+    "read_idx_header": "idx",
+    "read_images": "idx",
+    "read_labels": "idx",
+    "write_idx": "idx",
+    "resolve_data_dir": "mnist",
+    "find_mnist_files": "mnist",
+    "load_mnist": "mnist",
+    "describe_data": "mnist",
+    "download_mnist": "download",
+    "DownloadResult": "download",
+    "OFFICIAL_FILES": "download",
+    "DEFAULT_MIRRORS": "download",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
