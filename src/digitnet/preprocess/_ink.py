@@ -66,6 +66,22 @@ def _small(a: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(a, "F").resize(size, Image.BOX), dtype=np.float32)
 
 
+def _upsample(small: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Bilinear upsampling that continues a gradient to the image border.
+
+    Plain resizing holds the outermost half-pixel of ``small`` constant, which leaves a false
+    stroke along the edge of a steep light gradient; one pixel of linear extrapolation fixes it.
+    """
+    sh, sw = small.shape
+    p = np.pad(small, 1, mode="reflect" if min(sh, sw) > 1 else "edge")
+    if min(sh, sw) > 1:
+        p[0], p[-1] = 2 * p[1] - p[2], 2 * p[-2] - p[-3]
+        p[:, 0], p[:, -1] = 2 * p[:, 1] - p[:, 2], 2 * p[:, -2] - p[:, -3]
+    img = Image.fromarray(np.ascontiguousarray(p, dtype=np.float32), "F")
+    return np.asarray(img.resize((w, h), Image.BILINEAR, box=(1, 1, 1 + sw, 1 + sh)),
+                      dtype=np.float32)
+
+
 def _dark_ink(s: np.ndarray) -> bool:
     """Is the ink darker than the paper? (``s``: the image at low resolution.)
 
@@ -101,10 +117,18 @@ def ink_layer(gray: np.ndarray) -> InkLayer:
     # the thickest canvas stroke we have seen (about 15% of the digit height in a tight crop).
     s = 1.0 - small if dark else small
     k = max(3, int(round(min(s.shape) / 4)))
-    bg = ndi.grey_opening(s, size=(k, k), mode="nearest")
-    bg = ndi.gaussian_filter(bg, k / 3.0, mode="nearest")
+    # (No extra smoothing: the opening reproduces a linear light gradient exactly, right up to
+    # the border, where a blur would bend it and leave a false stroke along the edge.)
+    # Padding by odd reflection continues a gradient linearly past the border, so the opening
+    # (which would otherwise flatten the last k/2 pixels of a ramp) follows it to the edge.
+    if min(s.shape) > 1:
+        pad = min(k, min(s.shape) - 1)
+        bg = ndi.grey_opening(np.pad(s, pad, mode="reflect", reflect_type="odd"), size=(k, k),
+                              mode="nearest")[pad:-pad, pad:-pad]
+    else:
+        bg = ndi.grey_opening(s, size=(k, k), mode="nearest")
     if bg.shape != x.shape:
-        bg = np.asarray(Image.fromarray(bg, "F").resize((w, h), Image.BILINEAR), dtype=np.float32)
+        bg = _upsample(bg, w, h)
     if dark:
         # Dark ink under light that varies multiplicatively (shadows, vignetting): the ink's
         # depth relative to the local paper brightness does not depend on the light.

@@ -1,0 +1,296 @@
+"""Preprocessing: input convention, polarity, lighting, stroke width, segmentation, robustness.
+
+Built from real MNIST test digits (``mnist_dir``) rendered the way people's images look, so the
+checks are about behaviour a user relies on: the network gets MNIST-like inputs, one per digit,
+left to right, and nothing when there is no digit.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from scipy import ndimage as ndi
+
+from digitnet.errors import ImageError
+from digitnet.preprocess import (from_array, ink_mask, otsu_threshold, prepare, prepare_single,
+                                 segment, stroke_width, to_mnist)
+
+
+def _read_idx(path: Path, offset: int) -> np.ndarray:
+    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    return np.frombuffer(raw, np.uint8, offset=offset)
+
+
+@pytest.fixture(scope="module")
+def mnist_test(mnist_dir) -> tuple[np.ndarray, np.ndarray]:
+    """The first 300 MNIST test digits (uint8 N x 28 x 28) and labels."""
+    def find(stem):
+        for name in (stem + ".gz", stem):
+            if (mnist_dir / name).exists():
+                return mnist_dir / name
+        pytest.skip(f"{stem} not found")
+
+    x = _read_idx(find("t10k-images-idx3-ubyte"), 16).reshape(-1, 28, 28)[:300]
+    y = _read_idx(find("t10k-labels-idx1-ubyte"), 8)[:300].astype(np.int64)
+    return x, y
+
+
+def render(d28: np.ndarray, height: int = 120) -> np.ndarray:
+    """An MNIST digit as crisp ink coverage [0, 1], ``height`` px tall (like a pen stroke)."""
+    a = d28.astype(np.float32) / 255.0
+    f = height / 20.0
+    up = np.asarray(Image.fromarray(a, "F").resize((round(28 * f), round(28 * f)),
+                                                  Image.BICUBIC), np.float32)
+    return np.clip((ndi.gaussian_filter(up, f * 0.35) - 0.45) * 6 + 0.5, 0, 1)
+
+
+def on_paper(ink: np.ndarray, pad: int = 40, paper: float = 0.9, ink_level: float = 0.15,
+             dark: bool = True) -> np.ndarray:
+    ink = np.pad(ink, pad)
+    if not dark:
+        paper, ink_level = 1 - paper, 1 - ink_level
+    return (paper * (1 - ink) + ink_level * ink).astype(np.float32)
+
+
+def corr(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two digit images, blurred so a one-pixel shift does not count as wrong."""
+    a, b = ndi.gaussian_filter(a.astype(np.float64), 1.0), ndi.gaussian_filter(b.astype(np.float64), 1.0)
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def test_input_convention(mnist_test):
+    x, _ = mnist_test
+    out = prepare_single(on_paper(render(x[0]))).image
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() == pytest.approx(1.0)
+    ys, xs = np.nonzero(out > 0.05)
+    assert max(np.ptp(ys), np.ptp(xs)) + 1 <= 21  # fitted in the 20x20 box (1 px of blur)
+    cy, cx = ndi.center_of_mass(out)
+    assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0
+    assert out[0].max() == 0 and out[:, 0].max() == 0  # black border, white ink
+
+
+def test_upscaled_mnist_comes_back_like_mnist(mnist_test):
+    x, _ = mnist_test
+    scores = [corr(prepare_single(on_paper(render(d, 150))).image, d / 255.0) for d in x[:40]]
+    assert np.median(scores) > 0.9 and min(scores) > 0.75
+
+
+@pytest.mark.parametrize("dark", [True, False])
+def test_polarity_is_detected(mnist_test, dark):
+    x, _ = mnist_test
+    ref = prepare_single(on_paper(render(x[1]))).image
+    got = prepare_single(on_paper(render(x[1]), dark=dark)).image
+    assert corr(got, ref) > 0.95
+
+
+def test_thick_tight_crop_polarity(mnist_test):
+    # A canvas drawing: thick brush, digit filling the frame (ink ~40% of the pixels).
+    x, _ = mnist_test
+    ink = ndi.grey_dilation(render(x[2], 200), size=(25, 25))
+    got = prepare_single(on_paper(ink, pad=5)).image
+    assert corr(got, x[2] / 255.0) > 0.7
+
+
+def test_uneven_lighting_is_flattened(mnist_test):
+    x, _ = mnist_test
+    img = on_paper(render(x[3]))
+    h, w = img.shape
+    light = np.linspace(0.35, 1.0, w, dtype=np.float32)[None, :] * np.ones((h, 1), np.float32)
+    ref = prepare_single(img).image
+    got = prepare_single(img * light).image
+    assert corr(got, ref) > 0.9
+    # the dark side of the page is not ink
+    assert ink_mask(img * light)[:, :30].mean() < 0.01
+
+
+@pytest.mark.parametrize("factor", [0.25, 4.0])
+def test_stroke_width_is_normalised(mnist_test, factor):
+    x, _ = mnist_test
+    ink = render(x[4], 160)
+    if factor > 1:
+        ink = ndi.grey_dilation(ink, size=(17, 17))  # thick brush
+    else:
+        ink = (ndi.distance_transform_edt(ink > 0.5) > 3.5).astype(np.float32)  # fine pen
+    got = prepare_single(on_paper(ink)).image
+    w = stroke_width(got > 0.5)
+    assert 1.6 <= w <= 4.0, w
+
+
+def test_blank_noise_and_uniform_photo_give_nothing():
+    rng = np.random.default_rng(0)
+    cases = {
+        "blank": np.full((200, 300), 0.93, np.float32),
+        "noise": np.clip(rng.normal(0.6, 0.08, (200, 300)), 0, 1).astype(np.float32),
+        "salt": (rng.random((200, 300)) > 0.002).astype(np.float32),
+        "gradient": np.tile(np.linspace(0.2, 0.9, 300, dtype=np.float32), (200, 1)),
+        "black": np.zeros((50, 50), np.float32),
+    }
+    for name, img in cases.items():
+        p = prepare_single(img)
+        assert p.crops == () and p.message, name
+        assert segment(img) == [], name
+
+
+def compose(digits: list[np.ndarray], gaps: list[int], height: int = 100) -> np.ndarray:
+    parts = [render(d, height) for d in digits]
+    h = max(p.shape[0] for p in parts)
+    x, cols = 0, []
+    for i, p in enumerate(parts):
+        cols.append(x)
+        x += p.shape[1] + (gaps[i] if i < len(gaps) else 0)
+    canvas = np.zeros((h, x), np.float32)
+    for p, c in zip(parts, cols):
+        canvas[: p.shape[0], c:c + p.shape[1]] = np.maximum(canvas[: p.shape[0], c:c + p.shape[1]], p)
+    return canvas
+
+
+def tight(d: np.ndarray) -> np.ndarray:
+    rows, cols = np.nonzero(d > 30)
+    return d[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+def test_segment_number_left_to_right(mnist_test):
+    x, y = mnist_test
+    idx = [5, 6, 7, 8]
+    ink = compose([x[i] for i in idx], [0, 0, 0])  # MNIST's own 4 px margins keep them apart
+    crops = segment(on_paper(ink))
+    assert len(crops) == 4
+    xs = [c.box[0] for c in crops]
+    assert xs == sorted(xs)
+    # each crop is its own digit: it matches the MNIST original it came from best
+    for k, c in enumerate(crops):
+        scores = [corr(c.image, x[i] / 255.0) for i in idx]
+        assert int(np.argmax(scores)) == k and scores[k] > 0.65, scores
+
+
+def test_touching_digits_are_split(mnist_test):
+    x, _ = mnist_test
+    # Two digits whose ink shares one column (of 28): one connected component.
+    a, b = tight(x[10]).astype(np.float32), tight(x[11]).astype(np.float32)
+    h = max(a.shape[0], b.shape[0])
+    a = np.pad(a, ((0, h - a.shape[0]), (0, 0)))
+    b = np.pad(b, ((0, h - b.shape[0]), (0, 0)))
+    canvas = np.zeros((h, a.shape[1] + b.shape[1] - 1), np.float32)
+    canvas[:, :a.shape[1]] = a
+    canvas[:, a.shape[1] - 1:] = np.maximum(canvas[:, a.shape[1] - 1:], b)
+    canvas = np.pad(canvas, 4)
+    big = np.asarray(Image.fromarray(canvas / 255.0, "F").resize(
+        (canvas.shape[1] * 5, canvas.shape[0] * 5), Image.BICUBIC), np.float32)
+    img = on_paper(np.clip((big - 0.45) * 6 + 0.5, 0, 1))
+    lab, n = ndi.label(ink_mask(img), structure=np.ones((3, 3)))
+    assert n == 1, "test setup: the two digits should touch"
+    crops = segment(img)
+    assert len(crops) == 2
+    for k, c in enumerate(crops):
+        scores = [corr(c.image, x[10] / 255.0), corr(c.image, x[11] / 255.0)]
+        assert int(np.argmax(scores)) == k, scores
+
+
+def test_broken_digit_pieces_are_merged(mnist_test):
+    x, _ = mnist_test
+    ink = render(x[0], 150)  # x[0] is a 7
+    rows = np.nonzero(ink.max(axis=1) > 0.5)[0]
+    cut = rows[0] + (rows[-1] - rows[0]) // 3
+    ink[cut - 3:cut + 3] = 0  # pen lifted: the top third is a separate piece
+    assert ndi.label(ink > 0.5, structure=np.ones((3, 3)))[1] >= 2
+    assert len(segment(on_paper(ink))) == 1
+
+
+def test_specks_and_dots_are_ignored(mnist_test):
+    x, _ = mnist_test
+    img = on_paper(render(x[12]), pad=60)
+    rng = np.random.default_rng(1)
+    for _ in range(25):  # dust: 1-3 px dark dots
+        r, c = rng.integers(0, img.shape[0] - 3), rng.integers(0, img.shape[1] - 3)
+        img[r:r + 2, c:c + 2] = 0.1
+    img[-30:-24, 10:16] = 0.1  # a full stop at the bottom left
+    crops = segment(img)
+    assert len(crops) == 1
+    assert corr(crops[0].image, prepare_single(on_paper(render(x[12]), pad=60)).image) > 0.95
+
+
+def test_boxes_are_in_original_pixels(mnist_test, tmp_path):
+    x, _ = mnist_test
+    big = on_paper(render(x[13], 600), pad=700)  # large photo: analysed downscaled
+    p = tmp_path / "big.png"
+    Image.fromarray((big * 255).astype(np.uint8)).save(p)
+    got = prepare(p)
+    assert got.size == (big.shape[1], big.shape[0])
+    bx, by, bw, bh = got.crops[0].box
+    rows, cols = np.nonzero(big < 0.5)
+    assert abs(by - rows.min()) < 25 and abs(bh - (np.ptp(rows) + 1)) < 40
+    assert abs(bx - cols.min()) < 25
+
+
+def test_otsu_threshold_separates_two_levels():
+    v = np.concatenate([np.full(900, 0.1), np.full(100, 0.8)])
+    assert 0.1 < otsu_threshold(v) <= 0.8
+
+
+def test_to_mnist_of_empty_is_none():
+    assert to_mnist(np.zeros((10, 10), np.float32)) is None
+
+
+def test_array_inputs_of_many_types():
+    base = np.zeros((60, 60), np.float32)
+    base[10:50, 28:33] = 1.0  # a "1": white ink on black
+    for arr in (base, (base * 255).astype(np.uint8), (base * 65535).astype(np.uint16),
+                base.astype(bool), np.dstack([base] * 3), np.dstack([base] * 3 + [np.ones_like(base)])):
+        p = prepare_single(arr)
+        assert p.image is not None and p.image.max() == pytest.approx(1.0), arr.dtype
+    with pytest.raises(ImageError):
+        from_array(np.zeros((4, 4, 7)))
+    with pytest.raises(ImageError):
+        from_array(np.zeros((0, 5)))
+
+
+_DTYPES = [np.uint8, np.uint16, np.int32, np.float32, np.float64, np.bool_]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 64), w=st.integers(1, 64), channels=st.sampled_from([0, 1, 2, 3, 4]),
+       dtype=st.sampled_from(_DTYPES), seed=st.integers(0, 2**31 - 1),
+       kind=st.sampled_from(["noise", "blocks", "constant", "extreme"]),
+       via=st.sampled_from(["array", "png"]))
+def test_preprocessing_never_crashes(h, w, channels, dtype, seed, kind, via):
+    rng = np.random.default_rng(seed)
+    shape = (h, w) if channels == 0 else (h, w, channels)
+    if kind == "noise":
+        a = rng.random(shape) * 255
+    elif kind == "blocks":
+        a = np.kron(rng.random((max(1, h // 8 + 1), max(1, w // 8 + 1))
+                               + ((channels,) if channels else ())) * 255,
+                    np.ones((8, 8) + ((1,) if channels else ())))[:h, :w]
+    elif kind == "constant":
+        a = np.full(shape, rng.random() * 255)
+    else:
+        a = rng.choice([-1e30, -1.0, 0.0, 1e30, np.nan, np.inf], size=shape)
+    if dtype != np.bool_ and np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        a = np.clip(np.nan_to_num(a), info.min, info.max)
+    a = a.astype(dtype)
+    try:
+        if via == "png" and channels in (0, 3, 4) and dtype in (np.uint8,):
+            img = Image.fromarray(a)
+            import io
+
+            buf = io.BytesIO()
+            img.save(buf, "PNG")
+            results = [prepare(buf.getvalue()), prepare(buf.getvalue(), single=True)]
+        else:
+            results = [prepare(a), prepare(a, single=True)]
+    except ImageError as exc:
+        assert "\n" not in str(exc)
+        return
+    for r in results:
+        for c in r.crops:
+            assert c.image.shape == (28, 28) and c.image.dtype == np.float32
+            assert np.isfinite(c.image).all() and c.image.min() >= 0 and c.image.max() <= 1
+        assert r.crops or r.message
