@@ -1,0 +1,107 @@
+"""Quality and speed of ``digitnet predict`` on a synthetic collection (benchmarks/synth_digits.py).
+
+Prints: single-digit accuracy and exact match on numbers (targets >= 99% and >= 97%), accuracy
+per condition, ms per image warm (decode + preprocess + predict, one image at a time), images/s
+over a whole folder through the CLI's batched path, and the cold-start seconds of
+``digitnet predict one.png`` in a fresh interpreter.
+
+    python benchmarks/synth_digits.py /tmp/synth --count 1000
+    python benchmarks/bench_predict.py /tmp/synth [--model CHECKPOINT]
+
+Figures only; nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folder", type=Path, help="output folder of synth_digits.py (with manifest.csv)")
+    ap.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
+    ap.add_argument("--warm-images", type=int, default=100, help="images timed one at a time")
+    ap.add_argument("--jobs", type=int, default=None, help="worker processes for the folder run")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    from digitnet.cli import main as cli_main
+    from digitnet.inference import Predictor
+    from digitnet.preprocess import classify, prepare
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    rows = list(csv.DictReader(open(args.folder / "manifest.csv", newline="")))
+    files = [str(args.folder / r["file"]) for r in rows]
+    predictor = Predictor.load(args.model)
+    print(f"model: {predictor.name} ({args.model or 'bundled'}); {len(rows)} images in {args.folder}")
+
+    # Quality: every image, batched like the CLI does.
+    prepared = [prepare(f, name=f) for f in files]
+    readings = classify(prepared, files, predictor, top_k=3)
+    per_cond: dict[str, list[bool]] = defaultdict(list)
+    single, number, seg_ok = [], [], []
+    for r, row, p in zip(readings, rows, prepared):
+        right = r.text == row["label"]
+        per_cond[row["condition"]].append(right)
+        (single if len(row["label"]) == 1 else number).append(right)
+        seg_ok.append(len(p.crops) == len(row["label"]))
+    print(f"single-digit accuracy: {np.mean(single) * 100:.2f}% of {len(single)} (target >= 99%)")
+    if number:
+        print(f"numbers exact match:   {np.mean(number) * 100:.2f}% of {len(number)} (target >= 97%)")
+    print(f"digit count right:     {np.mean(seg_ok) * 100:.2f}%")
+    print("per condition:")
+    for c in sorted(per_cond):
+        v = per_cond[c]
+        print(f"  {c:<14} {np.mean(v) * 100:6.2f}%  (n={len(v)})")
+
+    # Speed, warm, one image at a time (what the GUI and `predict one.png` do).
+    n = min(args.warm_images, len(files))
+    for f in files[:5]:
+        classify([prepare(f)], [f], predictor)
+    t = time.perf_counter()
+    for f in files[:n]:
+        classify([prepare(f)], [f], predictor)
+    print(f"warm, one image at a time: {(time.perf_counter() - t) / n * 1e3:.2f} ms/image "
+          f"(target <= 10 ms)")
+
+    # Folder throughput through the CLI (worker processes + batched network calls).
+    cli_args = ["predict", str(args.folder), "--json"] + (["--model", args.model] if args.model else [])
+    if args.jobs:
+        cli_args += ["--jobs", str(args.jobs)]
+    t = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli_main(cli_args)
+    dt = time.perf_counter() - t
+    print(f"folder of {len(files)} via `digitnet predict FOLDER`: {len(files) / dt:.0f} images/s "
+          f"({dt:.2f} s; target >= 300 images/s)")
+
+    # Cold start: a fresh interpreter running the CLI on one image.
+    one = files[0]
+    cmd = [sys.executable, "-m", "digitnet", "predict", one] + (["--model", args.model] if args.model else [])
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        times.append(time.perf_counter() - t)
+    print(f"cold start `digitnet predict one.png`: {min(times):.2f} s best of 3, "
+          f"{np.median(times):.2f} s median (target <= 3 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
