@@ -29,7 +29,7 @@ from ._ink import InkLayer, ink_layer, ink_mask, otsu_threshold
 from ._load import (MAX_PIXELS, WORK_MAX_SIDE, ImageSource, decode, from_array, from_pil,
                     load_image)
 from ._mnist import deskew, stroke_width, to_mnist
-from ._segment import find_pieces
+from ._segment import Piece, find_pieces
 
 __all__ = [
     "DigitCrop", "Prepared", "DigitResult", "Reading", "ImageSource",
@@ -54,6 +54,14 @@ class Prepared:
     crops: tuple[DigitCrop, ...]
     message: str | None = None  # set when ``crops`` is empty: why
     size: tuple[int, int] = (0, 0)  # (width, height) of the image the boxes refer to
+    # When the segmentation found 2-3 pieces that together are shaped like one digit (a broken
+    # 5, a wide thick 4 cut in two), the whole ink as one digit: ``classify`` keeps whichever
+    # reading the network is surer of (product of the digits' confidences).
+    alternative: DigitCrop | None = None
+    # Neighbouring pieces that together are shaped like one digit (a 3 or 5 broken where the
+    # pen was lifted, inside a longer number): ``(i, crop)`` = crops i and i+1 read as one.
+    # ``classify`` merges them when the network is surer of the merged digit.
+    pair_merges: tuple[tuple[int, DigitCrop], ...] = ()
 
     @property
     def image(self) -> np.ndarray | None:
@@ -100,8 +108,10 @@ def _locate(gray: np.ndarray, single: bool):
     return layer, lab, pieces, message
 
 
-def _analyse(gray: np.ndarray, single: bool, deskew_digits: bool,
-             scale: float = 1.0) -> tuple[list[DigitCrop], str | None]:
+def _analyse(gray: np.ndarray, single: bool, deskew_digits: bool, scale: float = 1.0,
+             alternatives: list[DigitCrop] | None = None,
+             pairs: list[tuple[int, DigitCrop]] | None = None
+             ) -> tuple[list[DigitCrop], str | None]:
     side = max(gray.shape)
     result = None
     if side > _COARSE_SIDE:
@@ -121,6 +131,43 @@ def _analyse(gray: np.ndarray, single: bool, deskew_digits: bool,
     layer, lab, pieces, message = result
     if message:
         return [], message
+    crops = _crops(gray, layer, lab, pieces, deskew_digits, scale)
+    if not crops:
+        return [], "no digit found"
+    if not single and pairs is not None and len(crops) == len(pieces) >= 2:
+        for i in range(len(pieces) - 1):
+            a, b = pieces[i], pieces[i + 1]
+            h = max(a.y1, b.y1) - min(a.y0, b.y0)
+            gap = b.x0 - a.x1
+            if max(a.x1, b.x1) - min(a.x0, b.x0) <= _PAIR_ASPECT * h and gap <= 0.15 * h:
+                cut = None
+                if a.cut is not None and b.cut is not None:
+                    cut = (min(a.cut[0], b.cut[0]), max(a.cut[1], b.cut[1]))
+                merged = Piece(min(a.y0, b.y0), max(a.y1, b.y1), min(a.x0, b.x0),
+                               max(a.x1, b.x1), sorted(set(a.labels + b.labels)), cut=cut)
+                pairs.extend((i, c) for c in _crops(gray, layer, lab, [merged], deskew_digits,
+                                                    scale))
+    if not single and len(crops) in (2, 3) and alternatives is not None:
+        x0 = min(p.x0 for p in pieces)
+        x1 = max(p.x1 for p in pieces)
+        y0 = min(p.y0 for p in pieces)
+        y1 = max(p.y1 for p in pieces)
+        # A broken or wide single digit cut in pieces spans up to about 1.6 times its height
+        # in our synthetic set (wide 2s and 0s); longer numbers are wider than that, so only
+        # short readings get the one-digit alternative.
+        if (x1 - x0) <= _ONE_DIGIT_ASPECT * (y1 - y0):
+            _, whole, _ = find_pieces(layer.mask, single=True)
+            alternatives.extend(_crops(gray, layer, lab, whole, deskew_digits, scale))
+    return crops, None
+
+
+_ONE_DIGIT_ASPECT = 1.6
+# Two neighbouring pieces are offered to the network as one digit when together they are no
+# wider than tall (MNIST's digits, bar the widest 0s and 2s).
+_PAIR_ASPECT = 1.0
+
+
+def _crops(gray, layer, lab, pieces, deskew_digits: bool, scale: float) -> list[DigitCrop]:
     crops = []
     h, w = gray.shape
     for p in pieces:
@@ -148,9 +195,7 @@ def _analyse(gray: np.ndarray, single: bool, deskew_digits: bool,
         box = (int(round(bx * scale)), int(round(by * scale)),
                max(1, int(round(bw * scale))), max(1, int(round(bh * scale))))
         crops.append(DigitCrop(img, box))
-    if not crops:
-        return [], "no digit found"
-    return crops, None
+    return crops
 
 
 def segment(gray: Any, *, deskew_digits: bool = False) -> list[DigitCrop]:
@@ -172,8 +217,11 @@ def prepare(src: ImageSource, *, single: bool = False, name: str | None = None,
     Raises ``ImageError`` (one line naming the file) when ``src`` is not a readable image.
     """
     gray, scale, size = decode(src, name=name)
-    crops, message = _analyse(gray, single=single, deskew_digits=deskew_digits, scale=scale)
-    return Prepared(tuple(crops), message, size)
+    alt: list[DigitCrop] = []
+    pairs: list[tuple[int, DigitCrop]] = []
+    crops, message = _analyse(gray, single=single, deskew_digits=deskew_digits, scale=scale,
+                              alternatives=alt, pairs=pairs)
+    return Prepared(tuple(crops), message, size, alt[0] if alt else None, tuple(pairs))
 
 
 class ProbaPredictor(Protocol):
@@ -244,11 +292,44 @@ def read_digits(sources: Iterable[ImageSource], predictor: ProbaPredictor, *,
                     batch_size=batch_size)
 
 
+def _surer(merged: float, split: float) -> bool:
+    """Read pieces as one digit only when the network is clearly surer of that reading.
+
+    The product of several confidences is smaller than one confidence even when every digit is
+    read well; the margin keeps two clear digits (0.9 each) from being merged into one.
+    """
+    return merged >= 0.9 and merged > split + 0.1
+
+
+def _merge_pairs(crops: list, rows: list, merges, merge_rows):
+    """Left to right, read pieces i and i+1 as one digit where the network is surer of that."""
+    best = {i: (c, r) for (i, c), r in zip(merges, merge_rows)}
+    out_c, out_r, i = [], [], 0
+    while i < len(crops):
+        if i in best and i + 1 < len(crops):
+            c, r = best[i]
+            if _surer(float(r.max()), float(rows[i].max()) * float(rows[i + 1].max())):
+                out_c.append(c)
+                out_r.append(r)
+                i += 2
+                continue
+        out_c.append(crops[i])
+        out_r.append(rows[i])
+        i += 1
+    return tuple(out_c), np.stack(out_r)
+
+
 def classify(prepared: Sequence[Prepared | str], labels: Sequence[str],
              predictor: ProbaPredictor, *, top_k: int = 3, min_confidence: float = 0.0,
              batch_size: int = 512) -> list[Reading]:
     """Run the network over already prepared images (a string entry is that input's error)."""
-    inputs = [p.inputs for p in prepared if isinstance(p, Prepared) and p.crops]
+    inputs = []
+    for p in prepared:
+        if isinstance(p, Prepared) and p.crops:
+            inputs.append(p.inputs)
+            if p.alternative is not None:
+                inputs.append(p.alternative.image[None])
+            inputs.extend(c.image[None] for _, c in p.pair_merges)
     stack = np.concatenate(inputs) if inputs else np.zeros((0, 28, 28), np.float32)
     probs = np.zeros((0, 10), np.float32)
     if len(stack):
@@ -264,10 +345,21 @@ def classify(prepared: Sequence[Prepared | str], labels: Sequence[str],
         if isinstance(p, str):
             out.append(Reading(label, error=p))
             continue
-        digits = []
-        for crop in p.crops:
-            row = probs[at]
+        rows = probs[at:at + len(p.crops)]
+        at += len(p.crops)
+        crops = p.crops
+        alt = None
+        if p.alternative is not None and p.crops:
+            alt = probs[at]
             at += 1
+        pair_rows = probs[at:at + len(p.pair_merges)]
+        at += len(p.pair_merges)
+        if p.pair_merges:
+            crops, rows = _merge_pairs(list(crops), list(rows), p.pair_merges, pair_rows)
+        if alt is not None and _surer(float(alt.max()), float(np.prod(np.max(rows, axis=1)))):
+            crops, rows = (p.alternative,), alt[None]
+        digits = []
+        for crop, row in zip(crops, rows):
             order = np.argsort(-row, kind="stable")[:k]
             conf = float(row[order[0]])
             digits.append(DigitResult(int(order[0]), conf, crop.box,

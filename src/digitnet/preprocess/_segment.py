@@ -41,6 +41,7 @@ class Piece:
     x1: int
     labels: list[int]  # component labels (of the label image) that belong to this digit
     cut: tuple[int, int] | None = None  # column range kept when a group was split
+    body: tuple[int, int] | None = None  # columns of the digit-height pieces (no bars/hooks)
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -67,9 +68,12 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, list[Piece], np.ndarray]:
     return lab, pieces, areas[order]
 
 
-def _merge(a: Piece, b: Piece) -> Piece:
+def _merge(a: Piece, b: Piece, minor: bool = False) -> Piece:
+    ab = a.body or (a.x0, a.x1)
+    body = ab if minor else (min(ab[0], (b.body or (b.x0, b.x1))[0]),
+                             max(ab[1], (b.body or (b.x0, b.x1))[1]))
     return Piece(min(a.y0, b.y0), max(a.y1, b.y1), min(a.x0, b.x0), max(a.x1, b.x1),
-                 a.labels + b.labels)
+                 a.labels + b.labels, body=body)
 
 
 def _group(pieces: list[Piece], ref_h: float) -> list[Piece]:
@@ -104,13 +108,16 @@ def _group(pieces: list[Piece], ref_h: float) -> list[Piece]:
             if ov > best_ov:
                 best, best_ov = k, ov
         if best is not None:
-            main[best] = _merge(main[best], p)
+            main[best] = _merge(main[best], p, minor=True)
     return main
 
 
 def _split(group: Piece, lab: np.ndarray, digit_w: float) -> list[Piece]:
     gw, gh = group.x1 - group.x0, group.y1 - group.y0
-    if gw <= _MAX_ASPECT * gh:
+    # Judge the width by the digit-height pieces: a 5's top bar or a 7's cross-bar reaching
+    # far to the right makes the box wide without there being a second digit.
+    body = group.body or (group.x0, group.x1)
+    if body[1] - body[0] <= _MAX_ASPECT * gh:
         return [group]
     n = int(min(8, max(2, round(gw / digit_w))))
     region = np.isin(lab[group.y0:group.y1, group.x0:group.x1], group.labels)

@@ -1,0 +1,196 @@
+"""``digitnet predict``: inputs, output formats, labels from names, errors, exit codes.
+
+Most tests swap in a stand-in network (a fixed rule on the 28x28 input) so they test the command
+itself; the end-to-end test with the bundled model skips only while its weights file is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitnet.cli import main
+from digitnet.commands import predict as predict_cmd
+from digitnet.commands.predict import expand_inputs, label_from_name
+
+
+class Tall:
+    """Stand-in network: '1' for tall thin strokes, '7' otherwise (enough to check plumbing)."""
+
+    name = "stand-in"
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        out = np.full((len(x), 10), 0.01, np.float32)
+        for i, im in enumerate(x):
+            cols = np.nonzero(im.max(axis=0) > 0.5)[0]
+            out[i, 1 if np.ptp(cols) < 8 else 7] = 0.91
+        return out
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    monkeypatch.setattr(predict_cmd, "_load_predictor", lambda model: Tall())
+
+
+def draw(path: Path, text: str, fmt: str | None = None) -> Path:
+    """Dark strokes on white: '1' a vertical bar, '7' a bar and a diagonal."""
+    img = Image.new("L", (70 * len(text) + 40, 140), 240)
+    d = ImageDraw.Draw(img)
+    for k, ch in enumerate(text):
+        x = 30 + 70 * k
+        if ch == "1":
+            d.line([(x + 25, 25), (x + 25, 115)], fill=20, width=8)
+        else:
+            d.line([(x, 25), (x + 50, 25), (x + 15, 115)], fill=20, width=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, fmt)
+    return path
+
+
+def run_json(args, capsys):
+    code = main(["predict", "--json", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_json_lines_and_boxes(tmp_path, stand_in, capsys):
+    p = draw(tmp_path / "17.png", "17")
+    code, rows, err = run_json([p], capsys)
+    assert code == 0 and err == ""
+    (row,) = rows
+    assert row["path"] == str(p) and row["error"] is None and row["text"] == "17"
+    first, second = row["digits"]
+    assert first["digit"] == 1 and first["confidence"] == pytest.approx(0.91, abs=1e-3)
+    assert first["top"][0] == [1, pytest.approx(0.91, abs=1e-3)] and len(first["top"]) == 3
+    assert first["box"][0] < second["box"][0]  # left to right, in image pixels
+    x, y, w, h = second["box"]
+    assert 80 <= x <= 110 and 15 <= y <= 35 and 80 <= h <= 105
+
+
+def test_bad_inputs_are_one_line_each_and_others_still_read(tmp_path, stand_in, capsys):
+    good = draw(tmp_path / "7.png", "7")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "page.png").write_text("<html>hi</html>")
+    half = draw(tmp_path / "half.png", "77")
+    half.write_bytes(half.read_bytes()[:200])
+    (tmp_path / "nothing").mkdir()
+    args = [good, tmp_path / "empty.png", tmp_path / "page.png", half, tmp_path / "missing.png",
+            tmp_path / "nothing", tmp_path / "*.nomatch"]
+    code = main(["predict", *map(str, args)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 6, lines
+    assert all(line.startswith("digitnet predict: ") for line in lines)
+    assert "7.png" in out and " 7 " in out  # the good image was still read
+    code, rows, _ = run_json(args, capsys)
+    assert code == 1 and [r["error"] is None for r in rows] == [True] + [False] * 6
+    assert "empty" in rows[1]["error"] and "not an image" in rows[2]["error"]
+
+
+def test_blank_image_reads_as_empty_text(tmp_path, stand_in, capsys):
+    p = tmp_path / "blank.png"
+    Image.new("L", (200, 150), 235).save(p)
+    code, (row,), _ = run_json([p], capsys)
+    assert code == 0 and row["text"] == "" and row["digits"] == [] and row["message"]
+
+
+def test_folders_globs_and_formats(tmp_path, stand_in, capsys):
+    for name, fmt in [("a/1.png", "PNG"), ("a/b/7.jpg", "JPEG"), ("a/b/c/1.bmp", "BMP"),
+                      ("a/7.gif", "GIF"), ("a/1.tiff", "TIFF"), ("a/7.webp", "WEBP")]:
+        draw(tmp_path / name, name.split("/")[-1][0], fmt)
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    code, rows, _ = run_json([tmp_path / "a"], capsys)
+    assert code == 0 and len(rows) == 6
+    assert all(Path(r["path"]).name[0] == r["text"] for r in rows)
+    code, rows, _ = run_json([tmp_path / "a" / "**" / "*.png"], capsys)
+    assert code == 0 and [Path(r["path"]).name for r in rows] == ["1.png"]
+
+
+def test_labels_from_names_accuracy(tmp_path, stand_in, capsys):
+    draw(tmp_path / "7_anna.png", "7")
+    draw(tmp_path / "17-form.png", "17")
+    draw(tmp_path / "1" / "scan.png", "7")  # folder says 1, the image says 7: wrong
+    code = main(["predict", "--labels-from-names", str(tmp_path)])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert "accuracy: 2/3 = 66.7%" in out
+    assert out.count("right") == 2 and out.count("WRONG") == 1
+
+
+def test_label_from_name():
+    assert label_from_name("x/7.png") == "7"
+    assert label_from_name("x/7_anna.jpg") == "7"
+    assert label_from_name("x/2026-form.png") == "2026"
+    assert label_from_name("digits/3/anna.png") == "3"
+    assert label_from_name("x/anna.png") is None
+
+
+def test_single_and_min_confidence_and_save_preprocessed(tmp_path, stand_in, capsys):
+    p = draw(tmp_path / "17.png", "17")
+    out_dir = tmp_path / "seen"
+    code, (row,), _ = run_json(["--single", "--min-confidence", "0.95",
+                                "--save-preprocessed", out_dir, p], capsys)
+    assert code == 0 and len(row["digits"]) == 1 and row["digits"][0]["low_confidence"]
+    saved = sorted(out_dir.glob("*.png"))
+    assert len(saved) == 1
+    im = np.asarray(Image.open(saved[0]))
+    assert im.shape == (28, 28) and im.max() == 255 and im[0].max() == 0
+
+
+@pytest.mark.parametrize("bad", [["--top-k", "0"], ["--min-confidence", "1.5"]])
+def test_usage_errors(tmp_path, bad, capsys):
+    assert main(["predict", *bad, str(tmp_path)]) == 2
+
+
+def test_no_torch_for_bad_paths_only(tmp_path, monkeypatch, capsys):
+    def boom(model):
+        raise AssertionError("the model must not load when no image can be read")
+
+    monkeypatch.setattr(predict_cmd, "_load_predictor", boom)
+    assert main(["predict", str(tmp_path / "missing.png")]) == 1
+
+
+def test_expand_inputs_keeps_order_and_reports_missing(tmp_path):
+    draw(tmp_path / "d" / "b.png", "1")
+    draw(tmp_path / "d" / "a.png", "1")
+    got = expand_inputs([str(tmp_path / "d"), str(tmp_path / "zz.png")])
+    assert [Path(p).name for p, _ in got] == ["a.png", "b.png", "zz.png"]
+    assert got[2][1] and "no such file" in got[2][1]
+
+
+def test_bundled_model_end_to_end(tmp_path, capsys, mnist_dir):
+    from digitnet.inference import bundled_model_path
+
+    if not bundled_model_path().exists():
+        pytest.skip("bundled weights not in this checkout yet")
+    import gzip
+
+    raw = gzip.open(mnist_dir / "t10k-images-idx3-ubyte.gz").read()
+    x = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)[:20]
+    y = np.frombuffer(gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz").read(), np.uint8,
+                      offset=8)[:20]
+    for i, (d, lab) in enumerate(zip(x, y)):
+        big = Image.fromarray(255 - d).resize((140, 140), Image.BICUBIC)
+        big.save(tmp_path / f"{lab}_{i}.png")
+    code = main(["predict", "--labels-from-names", str(tmp_path)])
+    out, _ = capsys.readouterr()
+    right = int(out.split("accuracy: ")[1].split("/")[0])
+    assert code == 0 and right >= 19
+
+
+def test_many_images_through_worker_processes(tmp_path, stand_in, capsys):
+    # Enough images to take the parallel path; results come back in input order.
+    n = predict_cmd._PARALLEL_FROM + 2
+    for i in range(n):
+        draw(tmp_path / f"{i:03d}_{'1' if i % 2 else '7'}.png", "1" if i % 2 else "7")
+    (tmp_path / "999_bad.png").write_bytes(b"not a png")
+    code, rows, _ = run_json(["--jobs", "2", tmp_path], capsys)
+    assert code == 1 and len(rows) == n + 1
+    assert [r["text"] for r in rows[:n]] == ["1" if i % 2 else "7" for i in range(n)]
+    assert rows[-1]["error"] and "999_bad.png" in rows[-1]["error"]
