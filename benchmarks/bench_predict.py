@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("folder", type=Path, help="output folder of synth_digits.py (with manifest.csv)")
+    ap.add_argument("folder", type=Path,
+                    help="output folder of synth_digits.py (with manifest.csv)")
     ap.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
     ap.add_argument("--warm-images", type=int, default=100, help="images timed one at a time")
     ap.add_argument("--jobs", type=int, default=None, help="worker processes for the folder run")
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(csv.DictReader(open(args.folder / "manifest.csv", newline="")))
     files = [str(args.folder / r["file"]) for r in rows]
     predictor = Predictor.load(args.model)
-    print(f"model: {predictor.name} ({args.model or 'bundled'}); {len(rows)} images in {args.folder}")
+    print(f"model: {predictor.name} ({args.model or 'bundled'}); "
+          f"{len(rows)} images in {args.folder}")
 
     # Quality: every image, batched like the CLI does.
     prepared = [prepare(f, name=f) for f in files]
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         seg_ok.append(len(p.crops) == len(row["label"]))
     print(f"single-digit accuracy: {np.mean(single) * 100:.2f}% of {len(single)} (target >= 99%)")
     if number:
-        print(f"numbers exact match:   {np.mean(number) * 100:.2f}% of {len(number)} (target >= 97%)")
+        print(f"numbers exact match:   {np.mean(number) * 100:.2f}% of {len(number)} "
+              "(target >= 97%)")
     print(f"digit count right:     {np.mean(seg_ok) * 100:.2f}%")
     print("per condition:")
     for c in sorted(per_cond):
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(target <= 10 ms)")
 
     # Folder throughput through the CLI (worker processes + batched network calls).
-    cli_args = ["predict", str(args.folder), "--json"] + (["--model", args.model] if args.model else [])
+    model_args = ["--model", args.model] if args.model else []
+    cli_args = ["predict", str(args.folder), "--json", *model_args]
     if args.jobs:
         cli_args += ["--jobs", str(args.jobs)]
     t = time.perf_counter()
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Cold start: a fresh interpreter running the CLI on one image.
     one = files[0]
-    cmd = [sys.executable, "-m", "digitnet", "predict", one] + (["--model", args.model] if args.model else [])
+    cmd = [sys.executable, "-m", "digitnet", "predict", one, *model_args]
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     times = []
     for _ in range(3):

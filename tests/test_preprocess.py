@@ -60,7 +60,8 @@ def on_paper(ink: np.ndarray, pad: int = 40, paper: float = 0.9, ink_level: floa
 
 def corr(a: np.ndarray, b: np.ndarray) -> float:
     """Correlation of two digit images, blurred so a one-pixel shift does not count as wrong."""
-    a, b = ndi.gaussian_filter(a.astype(np.float64), 1.0), ndi.gaussian_filter(b.astype(np.float64), 1.0)
+    a = ndi.gaussian_filter(a.astype(np.float64), 1.0)
+    b = ndi.gaussian_filter(b.astype(np.float64), 1.0)
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
@@ -147,7 +148,8 @@ def compose(digits: list[np.ndarray], gaps: list[int], height: int = 100) -> np.
         x += p.shape[1] + (gaps[i] if i < len(gaps) else 0)
     canvas = np.zeros((h, x), np.float32)
     for p, c in zip(parts, cols):
-        canvas[: p.shape[0], c:c + p.shape[1]] = np.maximum(canvas[: p.shape[0], c:c + p.shape[1]], p)
+        region = canvas[: p.shape[0], c:c + p.shape[1]]
+        region[:] = np.maximum(region, p)
     return canvas
 
 
@@ -242,7 +244,8 @@ def test_array_inputs_of_many_types():
     base = np.zeros((60, 60), np.float32)
     base[10:50, 28:33] = 1.0  # a "1": white ink on black
     for arr in (base, (base * 255).astype(np.uint8), (base * 65535).astype(np.uint16),
-                base.astype(bool), np.dstack([base] * 3), np.dstack([base] * 3 + [np.ones_like(base)])):
+                base.astype(bool), np.dstack([base] * 3),
+                np.dstack([base] * 3 + [np.ones_like(base)])):
         p = prepare_single(arr)
         assert p.image is not None and p.image.max() == pytest.approx(1.0), arr.dtype
     with pytest.raises(ImageError):

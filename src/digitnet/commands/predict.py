@@ -212,7 +212,8 @@ def _print_table(readings, labels: list[str | None] | None, min_conf: float) -> 
     if labels is None:
         print(f"{'image':<{w}}  {'read':<8}  digits (confidence, alternatives)")
     else:
-        print(f"{'image':<{w}}  {'label':<8}  {'read':<8}  {'':5}  digits (confidence, alternatives)")
+        print(f"{'image':<{w}}  {'label':<8}  {'read':<8}  {'':5}  "
+              "digits (confidence, alternatives)")
     for i, r in enumerate(readings):
         if not r.ok:
             continue

@@ -148,7 +148,8 @@ def _split(group: Piece, lab: np.ndarray, digit_w: float) -> list[Piece]:
     return out
 
 
-def find_pieces(mask: np.ndarray, *, single: bool = False) -> tuple[np.ndarray, list[Piece], str | None]:
+def find_pieces(mask: np.ndarray, *,
+                single: bool = False) -> tuple[np.ndarray, list[Piece], str | None]:
     """Digit candidates of an ink mask, left to right.
 
     Returns ``(labels, pieces, message)``; ``message`` says why nothing digit-like was found.
