@@ -1,0 +1,69 @@
+"""``digitnet evaluate``: accuracy, loss, per-class precision/recall/F1 and the confusion matrix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "evaluate"
+HELP = "evaluate a checkpoint on the MNIST test set (per-class metrics, confusion matrix, report)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a .safetensors checkpoint (or a .pt/.pth state_dict)")
+    p.add_argument("--data-dir", help="folder with the MNIST IDX files")
+    p.add_argument("--split", choices=["test", "train"], default="test")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--report", metavar="DIR", help="write confusion.png, errors.png and report.md here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..checkpoint import load_checkpoint
+    from ..data.mnist import load_mnist, resolve_data_dir
+    from ..data.tensors import DeviceDataset
+    from ..engine.fit import evaluate, resolve_device
+    from ..evaluation import classification_report, write_report
+
+    device = resolve_device(args.device)
+    if args.report:
+        from .._io import ensure_dir
+
+        ensure_dir(args.report)
+    model, meta = load_checkpoint(args.checkpoint, device=str(device))
+    data_dir = resolve_data_dir(args.data_dir)
+    images, labels = load_mnist(data_dir, args.split)
+    ds = DeviceDataset.from_numpy(images, labels, meta.get("input") or {"kind": "standardize", "mean": 0.1307, "std": 0.3081}, device)
+    r = evaluate(model, ds, 1000, details=True)
+    rep = classification_report(labels, r["predictions"])
+    out = {
+        "checkpoint": str(args.checkpoint),
+        "model": meta.get("model"),
+        "split": args.split,
+        "n": r["n"],
+        "accuracy": r["accuracy"],
+        "loss": r["loss"],
+        "train_images": (meta.get("data") or {}).get("train_images"),
+        **rep,
+    }
+    if args.report:
+        write_report(args.report, out, images, labels, r["predictions"], r["probabilities"])
+        out["report"] = str(args.report)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    ti = out["train_images"]
+    print(f"{meta.get('model')} on {args.split} ({r['n']:,} images): accuracy {r['accuracy']:.4%}  loss {r['loss']:.4f}"
+          + (f"  (trained on {ti:,} images)" if ti else ""))
+    print(f"{'class':>5} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>7}")
+    for c, pc in enumerate(out["per_class"]):
+        print(f"{c:>5} {pc['precision']:>9.4f} {pc['recall']:>7.4f} {pc['f1']:>7.4f} {pc['support']:>7}")
+    print("confusion matrix (rows: true, columns: predicted):")
+    print("      " + " ".join(f"{c:>5}" for c in range(10)))
+    for c, row in enumerate(np.asarray(out["confusion"])):
+        print(f"{c:>5} " + " ".join(f"{v:>5}" for v in row))
+    if args.report:
+        print(f"report: {args.report}")
+    return 0
