@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
     ap.add_argument("--warm-images", type=int, default=100, help="images timed one at a time")
     ap.add_argument("--jobs", type=int, default=None, help="worker processes for the folder run")
+    ap.add_argument("--quality-only", action="store_true",
+                    help="accuracy figures only (skip the warm, folder and cold-start timings)")
+    ap.add_argument("--show-wrong", type=int, default=0, metavar="N",
+                    help="list up to N misread images (file, condition, label, read)")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -55,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     prepared = [prepare(f, name=f) for f in files]
     readings = classify(prepared, files, predictor, top_k=3)
     per_cond: dict[str, list[bool]] = defaultdict(list)
-    single, number, seg_ok = [], [], []
+    single, number, seg_ok, wrong = [], [], [], []
     for r, row, p in zip(readings, rows, prepared):
         right = r.text == row["label"]
+        if not right:
+            wrong.append(f"  {row['file']:<24} {row['condition']:<14} {row['label']:<8} "
+                         f"{r.text or '-'}")
         per_cond[row["condition"]].append(right)
         (single if len(row["label"]) == 1 else number).append(right)
         seg_ok.append(len(p.crops) == len(row["label"]))
@@ -70,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     for c in sorted(per_cond):
         v = per_cond[c]
         print(f"  {c:<14} {np.mean(v) * 100:6.2f}%  (n={len(v)})")
+    if args.show_wrong and wrong:
+        print(f"misread ({len(wrong)}; file, condition, label, read):")
+        print("\n".join(wrong[:args.show_wrong]))
+    if args.quality_only:
+        return 0
 
     # Speed, warm, one image at a time (what the GUI and `predict one.png` do).
     n = min(args.warm_images, len(files))
