@@ -438,25 +438,35 @@ def test_short_training_reports_and_finishes(qtbot, window: MainWindow, tmp_path
 
 def test_window_stays_responsive_while_training(qtbot, window: MainWindow, tmp_path: Path,
                                                 mnist_dir: Path) -> None:
-    train_setup(window, mnist_dir, tmp_path / "runs", limit=1024, batch=64)
+    train_setup(window, mnist_dir, tmp_path / "runs", limit=2048, batch=64)
     gaps: list[float] = []
-    last = [time.perf_counter()]
+    last = [0.0]
+    training = [False]
 
     def tick() -> None:
         now = time.perf_counter()
-        gaps.append(now - last[0])
+        if training[0] and last[0]:
+            gaps.append(now - last[0])
         last[0] = now
+
+    def started(_info: dict) -> None:
+        training[0] = True
 
     timer = QTimer()
     timer.timeout.connect(tick)
     timer.start(10)
     window.start_training()
+    # Measured from the first batch on: the one-off import torch.optim triggers on first use
+    # (torch._dynamo, ~5 s, holding the GIL for up to ~0.5 s) happens before that, once per
+    # process, while the window says "Loading data…".
+    window._train.worker.fitStarted.connect(started)  # sets a flag; any thread may do that
     with qtbot.waitSignal(window.trainingFinished, timeout=300000):
         pass
     timer.stop()
-    # The main thread kept running its event loop the whole time. The bound is loose because
-    # the test machine is shared; training on the GUI thread would block for whole seconds.
-    assert len(gaps) > 20 and max(gaps[1:]) < 1.0, f"longest stall {max(gaps[1:]):.3f} s"
+    # The event loop ticked every 10 ms throughout. Target 100 ms; the bound has slack for a
+    # shared test machine. Training on the GUI thread would block for whole seconds.
+    assert len(gaps) > 20, "training too short to measure"
+    assert max(gaps) < 0.3, f"longest stall {max(gaps):.3f} s"
 
 
 def test_cancel_stops_within_one_batch(qtbot, window: MainWindow, tmp_path: Path,
@@ -530,3 +540,30 @@ def test_screenshot_bad_model_is_usage_error(tmp_path: Path, capsys) -> None:
                  str(tmp_path / "missing.safetensors")]) == 2
     assert "missing.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_learning_rate_box_shows_and_parses_small_rates(window: MainWindow) -> None:
+    window.recipe_combo.setCurrentText("course")  # SGD lr 1e-4 (the course report)
+    assert window.lr_spin.value() == pytest.approx(1e-4)
+    assert window.lr_spin.text() == "0.0001"
+    window.lr_spin.lineEdit().setText("3e-05")
+    window.lr_spin.interpretText()
+    assert window.lr_spin.value() == pytest.approx(3e-5)
+    assert window.train_overrides()["lr"] == pytest.approx(3e-5)
+
+
+def test_resume_continues_a_cancelled_run(qtbot, window: MainWindow, tmp_path: Path,
+                                          mnist_dir: Path) -> None:
+    train_setup(window, mnist_dir, tmp_path / "runs", limit=1024, batch=32)
+    window.start_training()
+    window._train.worker.progress.connect(lambda s: window.cancel_training())
+    with qtbot.waitSignal(window.trainingFinished, timeout=300000) as first:
+        pass
+    assert first.args[0]["interrupted"]
+    last = Path(first.args[0]["last_checkpoint"])
+    window.resume_training(last)
+    with qtbot.waitSignal(window.trainingFinished, timeout=300000) as second:
+        pass
+    r = second.args[0]
+    assert not r["interrupted"] and Path(r["checkpoint"]).parent == last.parent
+    assert window.use_model_button.isEnabled()

@@ -29,6 +29,7 @@ from PySide6.QtGui import (
     QDropEvent,
     QFont,
     QKeySequence,
+    QValidator,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -137,6 +138,7 @@ class MainWindow(QMainWindow):
         self._train: WorkerHandle | None = None
         self._folder: WorkerHandle | None = None
         self._train_result: dict[str, Any] | None = None
+        self._last_resumable: str | None = None  # the last cancelled run's last.safetensors
         self._folder_rows: list[dict[str, Any]] = []
         self._live = QTimer(self)
         self._live.setSingleShot(True)
@@ -311,10 +313,7 @@ class MainWindow(QMainWindow):
         self.batch_spin.setRange(1, 65536)
         self.optimizer_combo = QComboBox()
         self.optimizer_combo.addItems(["sgd", "adam", "adamw", "adadelta"])
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(6)
-        self.lr_spin.setRange(1e-6, 10.0)
-        self.lr_spin.setSingleStep(0.001)
+        self.lr_spin = LearningRateSpin()
         self.augment_check = QCheckBox("random affine + elastic distortions")
         self.device_combo = QComboBox()
         self.limit_spin = QSpinBox()
@@ -352,8 +351,13 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_training)
+        self.resume_button = QPushButton("Resume…")
+        self.resume_button.setToolTip("Continue a cancelled or interrupted run from its "
+                                      "resumable checkpoint (last.safetensors)")
+        self.resume_button.clicked.connect(self.resume_training_dialog)
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.resume_button)
         left.addLayout(buttons)
         self.train_progress = QProgressBar()
         self.train_progress.setFormat("%p %")
@@ -928,12 +932,41 @@ class MainWindow(QMainWindow):
     @Slot()
     @guarded
     def start_training(self) -> None:
+        """Train with the form's settings in a worker thread (Ctrl+T)."""
+        self._launch_training(None)
+
+    @Slot()
+    @guarded
+    def resume_training_dialog(self) -> None:
+        start = self._last_resumable or str(Path(self.out_edit.text().strip()
+                                                 or self._default_runs_dir()))
+        path, _ = QFileDialog.getOpenFileName(self, "Resume training from", start,
+                                              "Resumable checkpoints (last.safetensors);;"
+                                              "Checkpoints (*.safetensors)")
+        if path:
+            self.resume_training(path)
+
+    @guarded
+    def resume_training(self, checkpoint: str | Path) -> None:
+        """Continue the run whose resumable checkpoint (``last.safetensors``) is given.
+
+        The run's own settings, stored in the checkpoint, are used (fit's rule: a resumed run
+        gives the result the uninterrupted run would have); it writes into the same folder.
+        """
+        p = Path(checkpoint)
+        if not p.is_file():
+            raise CheckpointError(f"{p}: no such checkpoint")
+        self._launch_training(p)
+
+    def _launch_training(self, resume: Path | None) -> None:
         if self._train is not None:
             self.show_status("Training is already running")
             return
         self.tabs.setCurrentIndex(1)
         recipe = self.recipe_combo.currentText()
         overrides = self.train_overrides()
+        if resume is not None:
+            overrides["out"] = str(resume.parent)
         from ..engine import resolve_config
 
         resolve_config(recipe=recipe, **overrides)  # bad settings: one line now, not in a thread
@@ -946,9 +979,11 @@ class MainWindow(QMainWindow):
         self.use_model_button.setEnabled(False)
         self.show_run_button.setEnabled(False)
         self.train_progress.setRange(0, 0)  # busy until fit reports its number of steps
-        self.train_status.setText("Loading data…")
+        self.train_status.setText("Loading data…" if resume is None
+                                  else f"Resuming {resume.parent.name}…")
         self._set_training_ui(True)
-        w = TrainWorker(recipe, overrides, self.stop_event_type())
+        w = TrainWorker(recipe, overrides, self.stop_event_type(),
+                        resume=None if resume is None else str(resume))
         w.fitStarted.connect(self._on_fit_started)
         w.progress.connect(self._on_train_progress)
         w.epochEnded.connect(self._on_epoch_ended)
@@ -975,6 +1010,7 @@ class MainWindow(QMainWindow):
         for w in self._settings_widgets:
             w.setEnabled(not running)
         self.start_button.setEnabled(not running)
+        self.resume_button.setEnabled(not running)
         self.act_train.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.act_cancel.setEnabled(running)
@@ -985,7 +1021,6 @@ class MainWindow(QMainWindow):
         start = int(info.get("start_step") or 0)
         self.train_progress.setRange(0, max(total, 1))
         self.train_progress.setValue(start)
-        self._run_dir = info.get("run_dir")
         n = info.get("n_train")
         dev = info.get("device", "")
         self.train_status.setText(f"Training on {n:,} images on {dev}…" if isinstance(n, int)
@@ -1031,12 +1066,15 @@ class MainWindow(QMainWindow):
         self._show_metrics(metrics)
         ckpt = _result_checkpoint(r)
         interrupted = bool(r.get("interrupted"))
+        if interrupted and r.get("last_checkpoint"):
+            self._last_resumable = str(r["last_checkpoint"])
         if ckpt:
             what = "Resumable checkpoint" if interrupted else "Checkpoint"
             self.checkpoint_label.setText(f"{what}: {ckpt}")
             self.use_model_button.setEnabled(Path(ckpt).exists())
             self.show_run_button.setEnabled(True)
-        done = "Cancelled: stopped after the current batch" if interrupted else "Finished"
+        done = ("Cancelled after the current batch; Resume… continues the run" if interrupted
+                else "Finished")
         secs = r.get("train_seconds") or r.get("seconds")
         if isinstance(secs, (int, float)):
             done += f" in {_fmt_duration(secs)}"
@@ -1095,6 +1133,37 @@ class MainWindow(QMainWindow):
         self.shutdown()
         self._save_settings()
         super().closeEvent(ev)
+
+
+class LearningRateSpin(QDoubleSpinBox):
+    """A learning-rate box that shows 0.2 and 1e-05 as such, not 0.200000 and 0.000010."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setDecimals(8)  # the model's precision; the text shows only significant digits
+        self.setRange(1e-7, 10.0)
+        self.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt API)
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        try:
+            return float(text.strip())
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> object:
+        t = text.strip()
+        try:
+            v = float(t)
+        except ValueError:
+            # Partial input such as "1e-" or "0." while typing.
+            ok = t == "" or all(c in "0123456789.eE+-" for c in t)
+            return (QValidator.State.Intermediate if ok else QValidator.State.Invalid, text, pos)
+        state = (QValidator.State.Acceptable if self.minimum() <= v <= self.maximum()
+                 else QValidator.State.Intermediate)
+        return (state, text, pos)
 
 
 def _model_summary(name: str) -> str:
