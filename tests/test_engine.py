@@ -125,3 +125,15 @@ def test_augmentation_is_batchwise_seeded_and_keeps_blank_background():
     # corners stay blank: padding uses the normalised background, not zero
     assert torch.allclose(a[:, :, 0, 0], torch.full((4, 1), -0.4242), atol=1e-4)
     assert math.isfinite(float(a.sum()))
+
+
+def test_tensorboard_event_files(mnist_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    fit(small(mnist_dir, tmp_path, epochs=1, limit_train=300, tensorboard=True))
+    events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    assert {"train/loss", "test/accuracy"} <= set(acc.Tags()["scalars"])

@@ -261,9 +261,11 @@ def _make_optimizer(cfg: TrainConfig, model) -> torch.optim.Optimizer:
 def _make_schedule(cfg: TrainConfig, opt, steps_per_epoch: int):
     """Returns (scheduler or None, steps per scheduler step: 'step' or 'epoch')."""
     total = cfg.epochs * steps_per_epoch
-    if cfg.schedule == "onecycle":
+    if cfg.schedule == "onecycle" and total >= 6:
+        # OneCycleLR divides by the length of each phase: keep both at >= 2 steps on tiny runs.
+        pct = min(max(cfg.warmup_frac, 2.5 / total), 1 - 2.5 / total)
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.warmup_frac,
+            opt, max_lr=cfg.lr, total_steps=total, pct_start=pct,
             anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0,
             cycle_momentum=cfg.optimizer == "sgd" and cfg.momentum > 0,
             base_momentum=0.85, max_momentum=max(cfg.momentum, 0.85) if cfg.optimizer == "sgd" else 0.95,
