@@ -191,7 +191,13 @@ def _load_torch_file(p: Path) -> dict[str, Any]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "unsafe pickle"
+        # torch's message opens with paragraphs about its weights_only default and advice to
+        # re-run with weights_only=False (the unsafe thing); the line worth showing names what
+        # the file asked to import ("Trying to load unsupported GLOBAL posix.mkdir ..." in torch
+        # 2.13, "Unsupported global: GLOBAL ..." in earlier versions).
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        named = [ln for ln in lines if "GLOBAL" in ln or "WeightsUnpickler error" in ln]
+        first = (named or lines or ["unsafe pickle"])[0].removeprefix("WeightsUnpickler error: ")
         raise CheckpointError(
             f"{p}: refused: the file needs more than plain weights to load (it may run code): {first[:160]}"
         ) from None
