@@ -322,10 +322,13 @@ class MainWindow(QMainWindow):
         self.limit_spin.setSpecialValueText("all 60,000")
         self.limit_spin.setToolTip("Train on the first N training images (0: all of them)")
         self.data_edit = QLineEdit()
-        self.data_edit.setPlaceholderText("automatic ($DIGITNET_DATA or the user cache)")
+        self.data_edit.setPlaceholderText("automatic")
+        self.data_edit.setToolTip("The MNIST folder; empty: $DIGITNET_DATA, else the user cache "
+                                  "(digitnet data download fills it)")
         data_row = self._with_browse(self.data_edit, "MNIST folder")
         self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText(str(self._default_runs_dir()))
+        self.out_edit.setPlaceholderText(_short_path(self._default_runs_dir()))
+        self.out_edit.setToolTip("Each training run gets its own folder in here")
         out_row = self._with_browse(self.out_edit, "Folder for training runs")
         form.addRow("Recipe", self.recipe_combo)
         form.addRow("Model", self.model_pick)
@@ -485,8 +488,10 @@ class MainWindow(QMainWindow):
     # ==========================================================================================
 
     def _default_runs_dir(self) -> Path:
-        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-        return Path(base or Path.home() / ".digitnet") / "runs"
+        # ~/.local/share/digitnet/runs on Linux (the platform's equivalent elsewhere): the GUI
+        # may be started from any folder, so runs must not land in the current one.
+        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+        return (Path(base) if base else Path.home() / ".local" / "share") / "digitnet" / "runs"
 
     def _restore_settings(self) -> None:
         s = self.settings
@@ -1070,7 +1075,8 @@ class MainWindow(QMainWindow):
             self._last_resumable = str(r["last_checkpoint"])
         if ckpt:
             what = "Resumable checkpoint" if interrupted else "Checkpoint"
-            self.checkpoint_label.setText(f"{what}: {ckpt}")
+            self.checkpoint_label.setText(f"{what}: {_short_path(ckpt)}")
+            self.checkpoint_label.setToolTip(ckpt)
             self.use_model_button.setEnabled(Path(ckpt).exists())
             self.show_run_button.setEnabled(True)
         done = ("Cancelled after the current batch; Resume… continues the run" if interrupted
@@ -1164,6 +1170,15 @@ class LearningRateSpin(QDoubleSpinBox):
         state = (QValidator.State.Acceptable if self.minimum() <= v <= self.maximum()
                  else QValidator.State.Intermediate)
         return (state, text, pos)
+
+
+def _short_path(path: str | Path) -> str:
+    """``path`` with the home folder written ``~``: shorter, and the part people recognise."""
+    p = Path(path)
+    try:
+        return str(Path("~") / p.relative_to(Path.home()))
+    except ValueError:
+        return str(p)
 
 
 def _model_summary(name: str) -> str:
