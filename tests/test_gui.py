@@ -23,13 +23,13 @@ import pytest
 pytestmark = pytest.mark.gui
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
-from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtTest import QTest
 
-from digitnet.gui.canvas import DrawingCanvas  # noqa: E402
-from digitnet.gui.main_window import MainWindow  # noqa: E402
-from digitnet.gui.widgets import LineChart, ProbabilityBars  # noqa: E402
+from digitnet.gui.canvas import DrawingCanvas
+from digitnet.gui.main_window import MainWindow
+from digitnet.gui.widgets import LineChart, ProbabilityBars
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "src" / "digitnet" / "weights" / "digitnet.safetensors"
@@ -132,6 +132,38 @@ def test_canvas_mouse_drawing_and_pen_width(qtbot) -> None:
     assert abs(thin - 8 * dpr) <= 3 and abs(thick - 40 * dpr) <= 3
 
 
+def test_canvas_tablet_pen_pressure(qtbot) -> None:
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent
+    from PySide6.QtWidgets import QApplication
+
+    c = DrawingCanvas(pen_width=22)
+    qtbot.addWidget(c)
+    c.show()
+    pen = QPointingDevice("test pen", 1, QInputDevice.DeviceType.Stylus,
+                          QPointingDevice.PointerType.Pen,
+                          QInputDevice.Capability.Position | QInputDevice.Capability.Pressure,
+                          1, 3)
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+
+    def event(kind: QEvent.Type, y: float, button: Qt.MouseButton,
+              buttons: Qt.MouseButton) -> QTabletEvent:
+        pos = QPointF(50, y)
+        return QTabletEvent(kind, pen, pos, pos, 0.5, 0, 0, 0, 0, 0,
+                            Qt.KeyboardModifier.NoModifier, button, buttons)
+
+    events = ([event(QEvent.Type.TabletPress, 50, left, left)]
+              + [event(QEvent.Type.TabletMove, y, none, left) for y in range(60, 231, 10)]
+              + [event(QEvent.Type.TabletRelease, 230, left, none)])
+    for ev in events:
+        QApplication.sendEvent(c, ev)
+        assert ev.isAccepted()  # accepted: Qt synthesises no duplicate mouse stroke
+    assert len(c.strokes()) == 1
+    # Half pressure: 22 px x (0.4 + 0.6 x 0.5) = 15.4 px wide.
+    width = int((c.ink_array()[140] > 128).sum()) / c.devicePixelRatioF()
+    assert 13 <= width <= 18
+
+
 def test_canvas_high_dpi_maps_logical_to_device_pixels() -> None:
     # A fresh process: the scale factor must be set before Qt starts.
     code = (
@@ -144,6 +176,7 @@ def test_canvas_high_dpi_maps_logical_to_device_pixels() -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QT_SCALE_FACTOR": "2",
            "PYTHONPATH": str(REPO / "src")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=False,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     dpr, h, w, lo, hi = out.stdout.split()
@@ -366,7 +399,13 @@ def test_model_picker_and_remembered_settings(qtbot, settings: QSettings, model_
     assert w2.last_folder() == str(tmp_path)
     w2.load_initial_model()
     assert w2.model_path == str(model_path.resolve())
-    assert w2.model_combo.findData(str(model_path.resolve())) >= 0
+    i = w2.model_combo.findData(str(model_path.resolve()))
+    assert i >= 0
+    w2.model_combo.activated.emit(0)  # picking "Bundled model" in the list
+    if BUNDLED.exists():
+        assert w2.model_path is None and "bundled" in w2.model_label.text()
+    w2.model_combo.activated.emit(i)  # and back to the checkpoint
+    assert w2.model_path == str(model_path.resolve())
     w2.close()
 
 
@@ -531,6 +570,16 @@ def test_screenshot_writes_png(tmp_path: Path) -> None:
     assert main(["gui", "--screenshot", str(out), "--tab", "train"]) == 0
     w, h = png_size(out)
     assert w >= 800 and h >= 500 and out.stat().st_size > 10_000
+
+
+def test_screenshot_with_corrupt_model_fails(tmp_path: Path, capsys) -> None:
+    from digitnet.cli import main
+
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 16)
+    assert main(["gui", "--screenshot", str(tmp_path / "x.png"), "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.safetensors" in err and err.count("\n") == 1
 
 
 def test_screenshot_bad_model_is_usage_error(tmp_path: Path, capsys) -> None:

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # PySide6 is an optional extra: import it only here, and say how to get it when missing.
     try:
-        import PySide6  # noqa: F401
+        import PySide6  # noqa: F401  (only the import is needed)
     except ImportError:
         print(f"digitnet gui: error: {INSTALL_HINT}", file=sys.stderr)
         return 1

@@ -17,10 +17,10 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from .._io import write_bytes
-from ..errors import UsageError
+from ..errors import CheckpointError, UsageError
 from .main_window import TABS, MainWindow
 
-__all__ = ["run", "create_application", "save_screenshot", "ORGANIZATION", "APPLICATION"]
+__all__ = ["APPLICATION", "ORGANIZATION", "create_application", "run", "save_screenshot"]
 
 ORGANIZATION = "digitnet"
 APPLICATION = "digitnet"
@@ -88,11 +88,16 @@ def run(model: str | None = None, screenshot: str | None = None, tab: str | None
         window.tabs.setCurrentIndex(TABS.index(tab))
     window.show()
     if screenshot is not None:
-        window.load_initial_model(model)
-        _settle(app)
-        save_screenshot(window, screenshot)
-        window.close()
-        tmp.cleanup()
+        try:
+            window.load_initial_model(model)
+            if window.last_error is not None:
+                # A check that renders a window without its model would pass silently.
+                raise CheckpointError(window.last_error)
+            _settle(app)
+            save_screenshot(window, screenshot)
+        finally:
+            window.close()
+            tmp.cleanup()
         return 0
     # The model loads once the window is on screen, so the window appears at once.
     QTimer.singleShot(0, lambda: window.load_initial_model(model))

@@ -15,16 +15,16 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "Reading",
-    "ModelInfo",
     "IMAGE_SUFFIXES",
-    "load_predictor",
+    "ModelInfo",
+    "Reading",
     "bundled_model_path",
     "describe_model",
-    "read_ink",
-    "read_image_file",
-    "target_from_name",
     "list_images",
+    "load_predictor",
+    "read_image_file",
+    "read_ink",
+    "target_from_name",
 ]
 
 # What "Open folder" and drag and drop pick up; the rest of a folder is ignored.

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from .._io import write_bytes
 
-__all__ = ["DrawingCanvas", "Stroke", "PAPER", "INK"]
+__all__ = ["INK", "PAPER", "DrawingCanvas", "Stroke"]
 
 PAPER = QColor(255, 255, 255)
 INK = QColor(0, 0, 0)  # pure black so the ink map spans the full 0..255
@@ -214,7 +214,7 @@ class DrawingCanvas(QWidget):
         self._strokes.append(stroke)
         self._history.append(("stroke", None))
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt API)
+    def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.drawPixmap(0, 0, self._pixmap)
         # The paper's edge, so a white canvas stands out on a light window (not part of the
@@ -255,28 +255,28 @@ class DrawingCanvas(QWidget):
         self._current = None
         self.strokeFinished.emit()
 
-    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
         if ev.button() == Qt.MouseButton.LeftButton:
             self._pen_down(ev.position(), 1.0)
             ev.accept()
         else:
             super().mousePressEvent(ev)
 
-    def mouseMoveEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:
         if self._current is not None and ev.buttons() & Qt.MouseButton.LeftButton:
             self._pen_move(ev.position(), 1.0)
             ev.accept()
         else:
             super().mouseMoveEvent(ev)
 
-    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
         if ev.button() == Qt.MouseButton.LeftButton:
             self._pen_up()
             ev.accept()
         else:
             super().mouseReleaseEvent(ev)
 
-    def tabletEvent(self, ev: QTabletEvent) -> None:  # noqa: N802
+    def tabletEvent(self, ev: QTabletEvent) -> None:
         # Accepting the tablet event stops Qt from synthesising the duplicate mouse event.
         # Pens without a pressure sensor report 0: draw those at full width.
         pressure = max(0.0, min(1.0, ev.pressure())) or 1.0

@@ -64,7 +64,7 @@ from .canvas import DrawingCanvas
 from .widgets import Box, ImageView, LineChart, NetworkInputView, ProbabilityBars, gray_to_qimage
 from .workers import FolderWorker, TrainWorker, WorkerHandle, start_worker
 
-__all__ = ["MainWindow", "TABS"]
+__all__ = ["TABS", "MainWindow"]
 
 TABS = ("recognise", "train")
 # The live prediction waits this long after the last pen movement: long enough that a stroke in
@@ -77,7 +77,7 @@ IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in backend.IMAGE_SUFFIXES) + 
 def _fmt_duration(seconds: float) -> str:
     if not math.isfinite(seconds) or seconds < 0:
         return "--:--"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -105,7 +105,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(self, *args, **kwargs)
         except DigitnetError as exc:
             self.show_error(str(exc))
-        except Exception as exc:  # noqa: BLE001 (see docstring)
+        except Exception as exc:  # noqa: BLE001  (see docstring)
             traceback.print_exc()
             self.show_error(f"unexpected error: {type(exc).__name__}: {exc}")
         return None
@@ -119,9 +119,9 @@ class MainWindow(QMainWindow):
     # The stop flag's type; tests swap in one that counts the training thread's checks.
     stop_event_type: type[threading.Event] = threading.Event
 
-    modelChanged = Signal(str)  # noqa: N815  the active model's label
-    trainingFinished = Signal(dict)  # noqa: N815  the result, after the UI has shown it
-    readingShown = Signal(str)  # noqa: N815  the text just shown in the prediction panel
+    modelChanged = Signal(str)  # the active model's label
+    trainingFinished = Signal(dict)  # the result, after the window has shown it
+    readingShown = Signal(str)  # the text just shown in the prediction panel ("" for none)
 
     def __init__(self, settings: QSettings | None = None, *, interactive_errors: bool = True,
                  parent: QWidget | None = None) -> None:
@@ -865,14 +865,14 @@ class MainWindow(QMainWindow):
         if item is not None:
             self.load_image(item.data(Qt.ItemDataRole.UserRole))
 
-    def dragEnterEvent(self, ev: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, ev: QDragEnterEvent) -> None:
         if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
             ev.acceptProposedAction()
         else:
             ev.ignore()
 
     @guarded
-    def dropEvent(self, ev: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, ev: QDropEvent) -> None:
         paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
         ev.acceptProposedAction()
         if len(paths) == 1 and paths[0].lower().endswith((".safetensors", ".pt", ".pth")):
@@ -1135,7 +1135,7 @@ class MainWindow(QMainWindow):
                 self.show_status("Stopping: saving a resumable checkpoint…", 0)
                 h.shutdown()
 
-    def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, ev: QCloseEvent) -> None:
         self.shutdown()
         self._save_settings()
         super().closeEvent(ev)
@@ -1150,10 +1150,10 @@ class LearningRateSpin(QDoubleSpinBox):
         self.setRange(1e-7, 10.0)
         self.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
 
-    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt API)
+    def textFromValue(self, value: float) -> str:
         return f"{value:.6g}"
 
-    def valueFromText(self, text: str) -> float:  # noqa: N802
+    def valueFromText(self, text: str) -> float:
         try:
             return float(text.strip())
         except ValueError:

@@ -25,8 +25,14 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-__all__ = ["ProbabilityBars", "NetworkInputView", "LineChart", "ImageView", "Box",
-           "gray_to_qimage"]
+__all__ = [
+    "Box",
+    "ImageView",
+    "LineChart",
+    "NetworkInputView",
+    "ProbabilityBars",
+    "gray_to_qimage",
+]
 
 ACCENT = QColor(38, 110, 200)
 GOOD = QColor(30, 140, 60)
@@ -74,7 +80,7 @@ class ProbabilityBars(QWidget):
             self._p = arr
         self.update()
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         fm = QFontMetricsF(self.font())
@@ -155,7 +161,7 @@ class NetworkInputView(QWidget):
         n = max(1, len(self._images))
         return max(28.0, min(float(self._cell), (self.width() - 8.0 * n) / n))
 
-    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
         c = self._cell_size() + 8
         i = int(ev.position().x() // c)
         if 0 <= i < len(self._images):
@@ -163,7 +169,7 @@ class NetworkInputView(QWidget):
             self.update()
             self.selected.emit(i)
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         fg = _text_color(self)
         if not self._images:
@@ -220,7 +226,7 @@ class ImageView(QWidget):
     def has_image(self) -> bool:
         return self._pixmap is not None
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
@@ -325,7 +331,7 @@ class LineChart(QWidget):
             return f"{100 * v:.3g}%"
         return f"{v:.3g}"
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         fm = QFontMetricsF(self.font())

@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..errors import DigitnetError
 
-__all__ = ["TrainWorker", "FolderWorker", "WorkerHandle", "start_worker", "plain"]
+__all__ = ["FolderWorker", "TrainWorker", "WorkerHandle", "plain", "start_worker"]
 
 # The most often a worker reports progress. A fast model does hundreds of batches a second; a
 # signal per batch would flood the main thread's event queue for no visible gain (a screen
@@ -71,7 +71,7 @@ class _Worker(QObject):
             self.failed.emit(str(exc))
         except MemoryError:
             self.failed.emit("out of memory")
-        except Exception as exc:  # a bug: keep the traceback for the terminal, a line for people
+        except Exception as exc:  # noqa: BLE001  a bug: traceback to the terminal, a line for people
             traceback.print_exc()
             self.failed.emit(f"unexpected error: {type(exc).__name__}: {exc}")
         finally:
@@ -89,9 +89,9 @@ class TrainWorker(_Worker):
     end ``finished(result)``: the FitResult as a dict plus ``checkpoint`` and ``interrupted``.
     """
 
-    fitStarted = Signal(dict)  # noqa: N815 (Qt signal naming)
+    fitStarted = Signal(dict)
     progress = Signal(dict)
-    epochEnded = Signal(dict)  # noqa: N815
+    epochEnded = Signal(dict)
     finished = Signal(dict)
 
     def __init__(self, recipe: str | None, overrides: dict[str, Any],
