@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ImageError
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "ModelInfo",
@@ -99,9 +101,10 @@ def _read(predictor: Any, gray: np.ndarray, label: str, image: np.ndarray | None
     """Segment ``gray`` (float32 in [0, 1], 0 black) and classify every digit found."""
     from .. import preprocess
 
-    prepared = preprocess.prepare(gray, name=label)
     # top_k=10: every digit's full distribution, for the probability bars.
-    (r,) = preprocess.classify([prepared], [label], predictor, top_k=10)
+    (r,) = preprocess.read_digits([gray], predictor, top_k=10, names=[label])
+    if r.error is not None:
+        raise ImageError(r.error)
     if not r.digits:
         return Reading(message=r.message or "no digit found", image=image)
     probs = np.zeros((len(r.digits), 10), np.float32)
@@ -132,7 +135,7 @@ def read_image_file(predictor: Any, path: str | Path) -> Reading:
     """
     from .. import preprocess
 
-    gray, _scale, _size = preprocess.decode(path, name=str(path))
+    gray = preprocess.load_image(path, name=str(path), max_side=preprocess.WORK_MAX_SIDE)
     shown = (np.clip(gray, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return _read(predictor, gray, str(path), shown)
 
@@ -149,8 +152,6 @@ def target_from_name(path: str | Path) -> str | None:
 
 def list_images(folder: str | Path) -> list[Path]:
     """Image files directly in ``folder``, in natural order (``2.png`` before ``10.png``)."""
-    from ..errors import ImageError
-
     p = Path(folder)
     try:
         files = [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
