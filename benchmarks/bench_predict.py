@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"{r.text or '-'}")
         per_cond[row["condition"]].append(right)
         (single if len(row["label"]) == 1 else number).append(right)
-        seg_ok.append(len(p.crops) == len(row["label"]))
-    print(f"single-digit accuracy: {np.mean(single) * 100:.2f}% of {len(single)} (target >= 99%)")
+        seg_ok.append(len(r.digits) == len(row["label"]))
+    if single:
+        print(f"single-digit accuracy: {np.mean(single) * 100:.2f}% of {len(single)} "
+              "(target >= 99%)")
     if number:
         print(f"numbers exact match:   {np.mean(number) * 100:.2f}% of {len(number)} "
               "(target >= 97%)")

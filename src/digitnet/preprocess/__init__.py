@@ -54,14 +54,11 @@ class Prepared:
     crops: tuple[DigitCrop, ...]
     message: str | None = None  # set when ``crops`` is empty: why
     size: tuple[int, int] = (0, 0)  # (width, height) of the image the boxes refer to
-    # When the segmentation found 2-3 pieces that together are shaped like one digit (a broken
-    # 5, a wide thick 4 cut in two), the whole ink as one digit: ``classify`` keeps whichever
-    # reading the network is surer of (product of the digits' confidences).
-    alternative: DigitCrop | None = None
-    # Neighbouring pieces that together are shaped like one digit (a 3 or 5 broken where the
-    # pen was lifted, inside a longer number): ``(i, crop)`` = crops i and i+1 read as one.
-    # ``classify`` merges them when the network is surer of the merged digit.
-    pair_merges: tuple[tuple[int, DigitCrop], ...] = ()
+    # Runs of neighbouring pieces that together are shaped like one digit (a 5 whose bar came
+    # off, a 2 cut in two by the touching-digit split, a tail the pen left separate):
+    # ``(i, j, crop)`` = crops i..j-1 read as one digit. ``classify`` lets the network decide
+    # (see ``_best_reading``), so a wrong guess here costs time, never accuracy by itself.
+    joins: tuple[tuple[int, int, DigitCrop], ...] = ()
 
     @property
     def image(self) -> np.ndarray | None:
@@ -109,8 +106,7 @@ def _locate(gray: np.ndarray, single: bool):
 
 
 def _analyse(gray: np.ndarray, single: bool, deskew_digits: bool, scale: float = 1.0,
-             alternatives: list[DigitCrop] | None = None,
-             pairs: list[tuple[int, DigitCrop]] | None = None
+             joins: list[tuple[int, int, DigitCrop]] | None = None
              ) -> tuple[list[DigitCrop], str | None]:
     side = max(gray.shape)
     result = None
@@ -131,69 +127,99 @@ def _analyse(gray: np.ndarray, single: bool, deskew_digits: bool, scale: float =
     layer, lab, pieces, message = result
     if message:
         return [], message
-    crops = _crops(gray, layer, lab, pieces, deskew_digits, scale)
+    crops = _crops(gray, layer, lab, [[p] for p in pieces], deskew_digits, scale)
     if not crops:
         return [], "no digit found"
-    if not single and pairs is not None and len(crops) == len(pieces) >= 2:
-        for i in range(len(pieces) - 1):
-            a, b = pieces[i], pieces[i + 1]
-            h = max(a.y1, b.y1) - min(a.y0, b.y0)
-            gap = b.x0 - a.x1
-            if max(a.x1, b.x1) - min(a.x0, b.x0) <= _PAIR_ASPECT * h and gap <= 0.15 * h:
-                cut = None
-                if a.cut is not None and b.cut is not None:
-                    cut = (min(a.cut[0], b.cut[0]), max(a.cut[1], b.cut[1]))
-                merged = Piece(min(a.y0, b.y0), max(a.y1, b.y1), min(a.x0, b.x0),
-                               max(a.x1, b.x1), sorted(set(a.labels + b.labels)), cut=cut)
-                pairs.extend((i, c) for c in _crops(gray, layer, lab, [merged], deskew_digits,
-                                                    scale))
-    if not single and len(crops) in (2, 3) and alternatives is not None:
-        x0 = min(p.x0 for p in pieces)
-        x1 = max(p.x1 for p in pieces)
-        y0 = min(p.y0 for p in pieces)
-        y1 = max(p.y1 for p in pieces)
-        # A broken or wide single digit cut in pieces spans up to about 1.6 times its height
-        # in our synthetic set (wide 2s and 0s); longer numbers are wider than that, so only
-        # short readings get the one-digit alternative.
-        if (x1 - x0) <= _ONE_DIGIT_ASPECT * (y1 - y0):
-            _, whole, _ = find_pieces(layer.mask, single=True)
-            alternatives.extend(_crops(gray, layer, lab, whole, deskew_digits, scale))
+    if not single and joins is not None and len(crops) == len(pieces) >= 2:
+        for i, j in _join_candidates(pieces):
+            joins.extend((i, j, c) for c in _crops(gray, layer, lab, [pieces[i:j]],
+                                                   deskew_digits, scale))
     return crops, None
 
 
-_ONE_DIGIT_ASPECT = 1.6
-# Two neighbouring pieces are offered to the network as one digit when together they are no
-# wider than tall (MNIST's digits, bar the widest 0s and 2s).
-_PAIR_ASPECT = 1.0
+# Runs of up to _JOIN_MAX neighbouring pieces are offered to the network as one digit when the
+# digit-height pieces among them (at least _JOIN_BODY of the run's height) are together at most
+# _JOIN_ASPECT times as wide as tall (MNIST's widest 0s and 2s, written wide, reach about 1.5),
+# the whole run, bars and tails included, at most _JOIN_SPAN times (a 5's bar or a 2's tail
+# drawn far out), and no gap between them exceeds _JOIN_GAP of the height (a pen lift inside a
+# digit is a few percent of its height; digits are usually further apart, and when they are not
+# the network still has to prefer the joined reading).
+_JOIN_MAX = 3
+_JOIN_ASPECT = 1.6
+_JOIN_SPAN = 2.2
+_JOIN_BODY = 0.5
+_JOIN_GAP = 0.25
+_JOIN_TALL = 0.75
+_JOIN_TALL_GAP = 0.08
 
 
-def _crops(gray, layer, lab, pieces, deskew_digits: bool, scale: float) -> list[DigitCrop]:
+def _join_candidates(pieces: list[Piece]) -> list[tuple[int, int]]:
+    out = []
+    # Typical digit height of this image (pieces of one number share it, give or take a hand's
+    # wobble); a run's own height varies with how far apart its pieces sit vertically.
+    typical = float(np.median([p.y1 - p.y0 for p in pieces]))
+    for i in range(len(pieces) - 1):
+        x1 = pieces[i].x1
+        for j in range(i + 2, min(len(pieces), i + _JOIN_MAX) + 1):
+            run = pieces[i:j]
+            h = max(p.y1 for p in run) - min(p.y0 for p in run)
+            gap = pieces[j - 1].x0 - x1
+            x1 = max(x1, pieces[j - 1].x1)
+            # Two pieces that each look like a whole digit (nearly full height) are joined only
+            # across a pen lift, not across the space between written digits.
+            a, b = pieces[j - 2], pieces[j - 1]
+            both_tall = min(a.y1 - a.y0, b.y1 - b.y0) >= _JOIN_TALL * typical
+            if gap > (_JOIN_TALL_GAP if both_tall else _JOIN_GAP) * h:
+                break
+            body = [p for p in run if p.y1 - p.y0 >= _JOIN_BODY * h]
+            if not body:  # only short pieces at different heights: not one digit's shape
+                continue
+            span = max(p.x1 for p in run) - min(p.x0 for p in run)
+            width = max(p.x1 for p in body) - min(p.x0 for p in body)
+            if width <= _JOIN_ASPECT * h and span <= _JOIN_SPAN * h:
+                out.append((i, j))
+    return out
+
+
+def _member(lab: np.ndarray, p: Piece) -> np.ndarray:
+    """Pixels of ``p`` within its box: its components, limited to its columns if it was cut."""
+    member = np.isin(lab[p.y0:p.y1, p.x0:p.x1], p.labels)
+    if p.cut is not None:
+        # Columns outside this piece's share of a split group belong to its neighbours.
+        xs = np.arange(p.x0, p.x1)
+        member &= ((xs >= p.cut[0]) & (xs < p.cut[1]))[None, :]
+    return member
+
+
+def _crops(gray, layer, lab, groups: list[list[Piece]], deskew_digits: bool,
+           scale: float) -> list[DigitCrop]:
+    """One crop per group of pieces (a group is read as one digit)."""
     crops = []
     h, w = gray.shape
-    for p in pieces:
-        sub = lab[p.y0:p.y1, p.x0:p.x1]
-        member = np.isin(sub, p.labels)
-        if p.cut is not None:
-            # Columns outside this piece's share of a split group belong to its neighbours.
-            xs = np.arange(p.x0, p.x1)
-            member &= ((xs >= p.cut[0]) & (xs < p.cut[1]))[None, :]
+    for group in groups:
+        py0, py1 = min(p.y0 for p in group), max(p.y1 for p in group)
+        px0, px1 = min(p.x0 for p in group), max(p.x1 for p in group)
         # One pixel of margin so the anti-aliased edge of the stroke (below the threshold)
         # keeps its grey levels.
-        y0, y1 = max(0, p.y0 - 1), min(h, p.y1 + 1)
-        x0, x1 = max(0, p.x0 - 1), min(w, p.x1 + 1)
+        y0, y1 = max(0, py0 - 1), min(h, py1 + 1)
+        x0, x1 = max(0, px0 - 1), min(w, px1 + 1)
         m = np.zeros((y1 - y0, x1 - x0), bool)
-        m[p.y0 - y0:p.y1 - y0, p.x0 - x0:p.x1 - x0] = member
-        near = ndi.binary_dilation(m, structure=np.ones((3, 3), bool))
-        if p.cut is not None:
-            xs = np.arange(x0, x1)
-            near &= ((xs >= p.cut[0]) & (xs < p.cut[1]))[None, :]
+        near = np.zeros_like(m)
+        for p in group:
+            pm = np.zeros_like(m)
+            pm[p.y0 - y0:p.y1 - y0, p.x0 - x0:p.x1 - x0] = _member(lab, p)
+            pn = ndi.binary_dilation(pm, structure=np.ones((3, 3), bool))
+            if p.cut is not None:
+                xs = np.arange(x0, x1)
+                pn &= ((xs >= p.cut[0]) & (xs < p.cut[1]))[None, :]
+            m |= pm
+            near |= pn
         ink = layer.ink[y0:y1, x0:x1] * near
         img = to_mnist(ink, m, deskew_digit=deskew_digits)
         if img is None:
             continue
-        bx, by, bw, bh = p.box
-        box = (int(round(bx * scale)), int(round(by * scale)),
-               max(1, int(round(bw * scale))), max(1, int(round(bh * scale))))
+        box = (int(round(px0 * scale)), int(round(py0 * scale)),
+               max(1, int(round((px1 - px0) * scale))), max(1, int(round((py1 - py0) * scale))))
         crops.append(DigitCrop(img, box))
     return crops
 
@@ -217,11 +243,10 @@ def prepare(src: ImageSource, *, single: bool = False, name: str | None = None,
     Raises ``ImageError`` (one line naming the file) when ``src`` is not a readable image.
     """
     gray, scale, size = decode(src, name=name)
-    alt: list[DigitCrop] = []
-    pairs: list[tuple[int, DigitCrop]] = []
+    joins: list[tuple[int, int, DigitCrop]] = []
     crops, message = _analyse(gray, single=single, deskew_digits=deskew_digits, scale=scale,
-                              alternatives=alt, pairs=pairs)
-    return Prepared(tuple(crops), message, size, alt[0] if alt else None, tuple(pairs))
+                              joins=joins)
+    return Prepared(tuple(crops), message, size, tuple(joins))
 
 
 class ProbaPredictor(Protocol):
@@ -292,31 +317,40 @@ def read_digits(sources: Iterable[ImageSource], predictor: ProbaPredictor, *,
                     batch_size=batch_size)
 
 
-def _surer(merged: float, split: float) -> bool:
-    """Read pieces as one digit only when the network is clearly surer of that reading.
+# Each digit of a reading earns this bonus (in log-probability): a join must make the network
+# at least exp(0.1) = 1.1 times surer than the product of the pieces' confidences, so two
+# clearly read digits are not fused into one merely because the fused image also looks like a
+# digit; a fragment read with low confidence (a 5's bar, a broken stroke) is still absorbed.
+_DIGIT_BONUS = 0.1
 
-    The product of several confidences is smaller than one confidence even when every digit is
-    read well; the margin keeps two clear digits (0.9 each) from being merged into one.
+
+def _best_reading(n: int, rows: np.ndarray, joins, join_rows: np.ndarray):
+    """Which pieces to read as one digit: the split of 0..n-1 into runs with the highest sum of
+    log(confidence) + _DIGIT_BONUS (dynamic programming over the offered joins).
+
+    Returns the chosen runs as ``(start, stop, source)``; source is -1 for a single piece and
+    the index into ``joins`` otherwise.
     """
-    return merged >= 0.9 and merged > split + 0.1
-
-
-def _merge_pairs(crops: list, rows: list, merges, merge_rows):
-    """Left to right, read pieces i and i+1 as one digit where the network is surer of that."""
-    best = {i: (c, r) for (i, c), r in zip(merges, merge_rows)}
-    out_c, out_r, i = [], [], 0
-    while i < len(crops):
-        if i in best and i + 1 < len(crops):
-            c, r = best[i]
-            if _surer(float(r.max()), float(rows[i].max()) * float(rows[i + 1].max())):
-                out_c.append(c)
-                out_r.append(r)
-                i += 2
-                continue
-        out_c.append(crops[i])
-        out_r.append(rows[i])
-        i += 1
-    return tuple(out_c), np.stack(out_r)
+    conf = np.log(np.maximum(rows.max(axis=1), 1e-9)) + _DIGIT_BONUS
+    jconf = np.log(np.maximum(join_rows.max(axis=1), 1e-9)) + _DIGIT_BONUS \
+        if len(joins) else np.zeros(0)
+    ending: dict[int, list[tuple[int, int]]] = {}
+    for k, (i, j, _) in enumerate(joins):
+        ending.setdefault(j, []).append((i, k))
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    back: list[tuple[int, int]] = [(0, -1)] * (n + 1)
+    for j in range(1, n + 1):
+        best[j], back[j] = best[j - 1] + conf[j - 1], (j - 1, -1)
+        for i, k in ending.get(j, []):
+            if best[i] + jconf[k] > best[j]:
+                best[j], back[j] = best[i] + jconf[k], (i, k)
+    runs, j = [], n
+    while j > 0:
+        i, k = back[j]
+        runs.append((i, j, k))
+        j = i
+    return runs[::-1]
 
 
 def classify(prepared: Sequence[Prepared | str], labels: Sequence[str],
@@ -327,9 +361,7 @@ def classify(prepared: Sequence[Prepared | str], labels: Sequence[str],
     for p in prepared:
         if isinstance(p, Prepared) and p.crops:
             inputs.append(p.inputs)
-            if p.alternative is not None:
-                inputs.append(p.alternative.image[None])
-            inputs.extend(c.image[None] for _, c in p.pair_merges)
+            inputs.extend(c.image[None] for _, _, c in p.joins)
     stack = np.concatenate(inputs) if inputs else np.zeros((0, 28, 28), np.float32)
     probs = np.zeros((0, 10), np.float32)
     if len(stack):
@@ -348,16 +380,12 @@ def classify(prepared: Sequence[Prepared | str], labels: Sequence[str],
         rows = probs[at:at + len(p.crops)]
         at += len(p.crops)
         crops = p.crops
-        alt = None
-        if p.alternative is not None and p.crops:
-            alt = probs[at]
-            at += 1
-        pair_rows = probs[at:at + len(p.pair_merges)]
-        at += len(p.pair_merges)
-        if p.pair_merges:
-            crops, rows = _merge_pairs(list(crops), list(rows), p.pair_merges, pair_rows)
-        if alt is not None and _surer(float(alt.max()), float(np.prod(np.max(rows, axis=1)))):
-            crops, rows = (p.alternative,), alt[None]
+        join_rows = probs[at:at + len(p.joins)]
+        at += len(p.joins)
+        if p.joins:
+            runs = _best_reading(len(crops), rows, p.joins, join_rows)
+            crops = tuple(crops[i] if src < 0 else p.joins[src][2] for i, _, src in runs)
+            rows = np.stack([rows[i] if src < 0 else join_rows[src] for i, _, src in runs])
         digits = []
         for crop, row in zip(crops, rows):
             order = np.argsort(-row, kind="stable")[:k]

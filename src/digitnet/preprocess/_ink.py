@@ -104,6 +104,19 @@ def _dark_ink(s: np.ndarray) -> bool:
     return skew + 2.0 * cue <= 0.0
 
 
+def _background(s: np.ndarray, k: int) -> np.ndarray:
+    """Paper level of the (ink bright) low-resolution image ``s``: grey opening of size k."""
+    # (No extra smoothing: the opening reproduces a linear light gradient exactly, right up to
+    # the border, where a blur would bend it and leave a false stroke along the edge.)
+    # Padding by odd reflection continues a gradient linearly past the border, so the opening
+    # (which would otherwise flatten the last k/2 pixels of a ramp) follows it to the edge.
+    if min(s.shape) > 1:
+        pad = min(k, min(s.shape) - 1)
+        return ndi.grey_opening(np.pad(s, pad, mode="reflect", reflect_type="odd"),
+                                size=(k, k), mode="nearest")[pad:-pad, pad:-pad]
+    return ndi.grey_opening(s, size=(k, k), mode="nearest")
+
+
 def ink_layer(gray: np.ndarray) -> InkLayer:
     """Ink intensity and mask of a grey image, whatever the polarity and lighting."""
     g = np.asarray(gray, dtype=np.float32)
@@ -117,16 +130,20 @@ def ink_layer(gray: np.ndarray) -> InkLayer:
     # the thickest canvas stroke we have seen (about 15% of the digit height in a tight crop).
     s = 1.0 - small if dark else small
     k = max(3, int(round(min(s.shape) / 4)))
-    # (No extra smoothing: the opening reproduces a linear light gradient exactly, right up to
-    # the border, where a blur would bend it and leave a false stroke along the edge.)
-    # Padding by odd reflection continues a gradient linearly past the border, so the opening
-    # (which would otherwise flatten the last k/2 pixels of a ramp) follows it to the edge.
-    if min(s.shape) > 1:
-        pad = min(k, min(s.shape) - 1)
-        bg = ndi.grey_opening(np.pad(s, pad, mode="reflect", reflect_type="odd"), size=(k, k),
-                              mode="nearest")[pad:-pad, pad:-pad]
-    else:
-        bg = ndi.grey_opening(s, size=(k, k), mode="nearest")
+    bg = _background(s, k)
+    # A stroke wider than the window is taken for paper and comes out hollow (a thick brush or
+    # marker on a tight crop: a filled 6 read as a 0). The thickest stroke is measured on a
+    # first cut of the ink; if it does not fit well inside the window, the window grows to
+    # twice its width (up to the whole image: then the background is close to one level,
+    # which loses only the flattening of strong gradients, rare on such close-ups).
+    if min(s.shape) > 3:
+        rough = s - bg
+        rough_mask = rough > otsu_threshold(rough)
+        widest = 2.0 * float(ndi.distance_transform_edt(rough_mask).max()) + 1.0
+        if widest > 0.6 * k:
+            k2 = min(min(s.shape), int(np.ceil(2.0 * widest)))
+            if k2 > k:
+                bg = _background(s, k2)
     if bg.shape != x.shape:
         bg = _upsample(bg, w, h)
     if dark:

@@ -29,6 +29,10 @@ _MAIN_HEIGHT = 0.45
 # about 1.2; a group wider than this holds touching digits.
 _MAX_ASPECT = 1.3
 _EIGHT = np.ones((3, 3), dtype=bool)
+# A short piece at least this wide (fraction of the digit height) whose box lies within
+# _BAR_GAP of a digit's box is that digit's detached bar.
+_BAR_WIDTH = 0.25
+_BAR_GAP = 0.2
 
 
 @dataclass
@@ -52,10 +56,26 @@ def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
     return min(a1, b1) - max(a0, b0)
 
 
+# Gaps narrower than this fraction of the digit height are bridged before the ink is cut into
+# pieces: a fine pen or faint pencil stroke that the threshold broke into dashes is one piece
+# again, while the space between two written digits (at least 5% of the height in the writing
+# we simulate, usually far more) stays open. Only the labels are bridged; the ink is unchanged.
+_BRIDGE = 0.02
+
+
 def _components(mask: np.ndarray) -> tuple[np.ndarray, list[Piece], np.ndarray]:
     lab, n = ndi.label(mask, structure=_EIGHT)
     if n == 0:
         return lab, [], np.zeros(0)
+    objs = ndi.find_objects(lab)
+    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    # Height of the largest piece: the scale the bridging radius is measured against.
+    big = objs[int(np.argmax(areas))][0]
+    r = int(_BRIDGE * (big.stop - big.start))
+    if r >= 1 and n > 1:
+        near = ndi.binary_dilation(mask, structure=_EIGHT, iterations=r)
+        lab, n = ndi.label(near, structure=_EIGHT)
+        lab = lab * mask
     areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
     order = np.argsort(-areas)[:_MAX_COMPONENTS]
     # Specks: under 1% of the largest piece's area (a dot of noise, a dust speck on a scan).
@@ -101,15 +121,42 @@ def _group(pieces: list[Piece], ref_h: float) -> list[Piece]:
                 break
     # Bars, hooks and cross-bars join the digit whose columns they overlap most; those over no
     # digit (decimal points, dashes, specks) are dropped.
+    orphans: list[Piece] = []
     for p in minor:
         best, best_ov = None, 0.3 * (p.x1 - p.x0)
         for k, q in enumerate(main):
             ov = _overlap(p.x0, p.x1, q.x0, q.x1)
             if ov > best_ov:
                 best, best_ov = k, ov
+        if best is None and (p.x1 - p.x0) >= _BAR_WIDTH * ref_h:
+            # A bar beside a narrow body (a 5's top bar drawn off to the upper right of a slim
+            # stem when the pen was lifted) overlaps few of its columns but nearly touches it;
+            # dots and specks are too narrow to be taken this way.
+            for k, q in enumerate(main):
+                gap = _box_gap(p, q)
+                if gap <= _BAR_GAP * ref_h and (best is None or gap < best_gap):
+                    best, best_gap = k, gap
         if best is not None:
             main[best] = _merge(main[best], p, minor=True)
+        else:
+            orphans.append(p)
+    # A faint or fine-pen digit can break into short pieces only, none tall enough to count
+    # as a digit alone: pieces near each other (boxes within _BAR_GAP of the height) are
+    # gathered, and a gathering as tall as a digit is one. A lone dash or dot stays out.
+    clusters: list[Piece] = []
+    for p in orphans:
+        near = [c for c in clusters if _box_gap(c, p) <= _BAR_GAP * ref_h]
+        for c in near:
+            clusters.remove(c)
+            p = _merge(c, p)
+        clusters.append(p)
+    main.extend(c for c in clusters if (c.y1 - c.y0) >= _MAIN_HEIGHT * ref_h)
     return main
+
+
+def _box_gap(a: Piece, b: Piece) -> int:
+    """Distance between two boxes: the larger of the horizontal and vertical gaps."""
+    return max(a.x0 - b.x1, b.x0 - a.x1, a.y0 - b.y1, b.y0 - a.y1)
 
 
 def _split(group: Piece, lab: np.ndarray, digit_w: float) -> list[Piece]:
