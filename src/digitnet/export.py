@@ -1,0 +1,254 @@
+"""Export a checkpoint to ONNX or TorchScript, with a parity check; run ONNX models without torch.
+
+The exported graph is the network alone: float32 ``(N, 1, 28, 28)`` already normalised ->
+logits ``(N, 10)``, with a dynamic batch axis. The input normalisation (the checkpoint's
+``meta["input"]``) travels with the file: in the ONNX model's ``metadata_props`` and, for
+TorchScript, in the archive's extra files; a ``<file>.json`` sidecar repeats it for people. So an
+ONNX model is enough for ``OnnxPredictor``, which needs numpy and onnxruntime but never torch.
+
+The sidecar is named ``model.onnx.json`` (not ``model.json``) so that exporting next to a
+checkpoint ``model.safetensors`` can never overwrite that checkpoint's own sidecar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._io import write_bytes, write_json
+from .errors import CheckpointError, UsageError
+
+__all__ = ["FORMATS", "export_model", "export_checkpoint", "OnnxPredictor", "sidecar_for", "max_abs_diff",
+           "jit_quiet", "run_exported"]
+
+FORMATS = ("onnx", "torchscript")
+DEFAULT_OPSET = 18  # the lowest opset the torch.export-based exporter emits without conversion
+META_KEY = "digitnet"  # ONNX metadata_props key / TorchScript extra file holding the JSON metadata
+
+_DEFAULT_INPUT = {"kind": "standardize", "mean": 0.1307, "std": 0.3081}
+
+
+def sidecar_for(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".json")
+
+
+def _export_meta(meta: dict[str, Any], fmt: str, opset: int | None) -> dict[str, Any]:
+    """What an exported file needs to be used alone: the model, its input scaling, its scores."""
+    metrics = meta.get("metrics") or {}
+    return {
+        "format": f"digitnet-{fmt}",
+        "model": meta.get("model"),
+        "model_args": meta.get("model_args"),
+        "input": meta.get("input") or _DEFAULT_INPUT,
+        "recipe": meta.get("recipe"),
+        "metrics": {k: metrics[k] for k in ("test_accuracy", "test_loss", "epoch") if k in metrics},
+        "opset": opset,
+        "inputs": {"name": "input", "shape": ["batch", 1, 28, 28], "dtype": "float32"},
+        "outputs": {"name": "logits", "shape": ["batch", 10], "dtype": "float32"},
+    }
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    # The torch.export-based ONNX exporter logs progress lines and optional-dependency notes
+    # ("torchvision is not installed") and its internals raise Deprecation/FutureWarnings about
+    # torch's own APIs (torch 2.13). None of it is actionable for a user exporting a digit model.
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def jit_quiet():
+    """TorchScript without torch 2.13's "``torch.jit.*`` is deprecated" DeprecationWarnings.
+
+    TorchScript still works and is asked for by name (``--format torchscript``); the warning
+    tells users to move to torch.export, which is what the ONNX path already uses.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.* (is )?deprecated", category=DeprecationWarning)
+        yield
+
+
+def _onnx_proto(model, opset: int):
+    import torch
+
+    example = torch.zeros(2, 1, 28, 28)
+    batch = torch.export.Dim("batch", min=1)
+    with _quiet_exporter():
+        prog = torch.onnx.export(model, (example,), None, dynamo=True, input_names=["input"],
+                                 output_names=["logits"], opset_version=opset,
+                                 dynamic_shapes=({0: batch},), verbose=False)
+    return prog.model_proto
+
+
+def export_model(model, meta: dict[str, Any], fmt: str, out: str | os.PathLike[str],
+                 opset: int | None = None) -> Path:
+    """Write ``model`` (an eval-mode ``nn.Module``) as ``fmt`` to ``out`` atomically, plus sidecar."""
+    import torch
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
+    out = Path(out)
+    model = model.eval().to("cpu", memory_format=torch.contiguous_format)
+    if fmt == "onnx":
+        opset = opset or DEFAULT_OPSET
+        info = _export_meta(meta, fmt, opset)
+        proto = _onnx_proto(model, opset)
+        for k, v in ((META_KEY, json.dumps(info)), ("model", str(info["model"])),
+                     ("input", json.dumps(info["input"]))):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        proto.producer_name = "digitnet"
+        data = proto.SerializeToString()
+    else:
+        if opset is not None:
+            raise UsageError("--opset applies to ONNX export only")
+        info = _export_meta(meta, fmt, None)
+        with torch.no_grad(), jit_quiet():
+            # Tracing (not scripting): every digitnet model is a plain feed-forward graph, and a
+            # trace of an eval-mode model has no data-dependent branches to lose.
+            scripted = torch.jit.trace(model, torch.zeros(2, 1, 28, 28))
+            buf = io.BytesIO()
+            torch.jit.save(scripted, buf, _extra_files={f"{META_KEY}.json": json.dumps(info)})
+        data = buf.getvalue()
+    write_bytes(out, data)
+    write_json(sidecar_for(out), info)
+    return out
+
+
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) if np.size(a) else 0.0
+
+
+def run_exported(path: str | os.PathLike[str], fmt: str, x: np.ndarray) -> np.ndarray:
+    """Logits of an exported file for normalised input ``x`` float32 ``(N, 1, 28, 28)``."""
+    if fmt == "onnx":
+        return OnnxPredictor.load(path).logits(x)
+    import torch
+
+    with jit_quiet():
+        m = torch.jit.load(str(path), map_location="cpu")
+    with torch.inference_mode(), jit_quiet():
+        return m(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
+
+
+def export_checkpoint(checkpoint: str | os.PathLike[str] | None, fmt: str, out: str | os.PathLike[str],
+                      opset: int | None = None, check_images: np.ndarray | None = None) -> dict[str, Any]:
+    """Export a checkpoint (None: the bundled model); check the file against the eager model.
+
+    ``check_images``: float32 ``(N, 28, 28)`` in [0, 1] used for the parity check (default:
+    64 seeded random images, which exercise every weight but are not digits).
+    Returns a report: ``{"out", "format", "model", "bytes", "max_abs_diff", "n_checked"}``.
+    """
+    import torch
+
+    from .data.tensors import to_model_input
+    from .inference import Predictor
+
+    pred = Predictor.load(checkpoint)
+    path = export_model(pred.model, pred.meta, fmt, out, opset)
+    if check_images is None:
+        check_images = np.random.default_rng(0).random((64, 28, 28), dtype=np.float32)
+    x = to_model_input(torch.from_numpy(np.asarray(check_images, np.float32)).unsqueeze(1), pred.input)
+    with torch.inference_mode():
+        ref = pred.model.eval()(x).numpy()
+    got = run_exported(path, fmt, x.numpy())
+    return {"out": str(path), "format": fmt, "model": pred.name, "bytes": path.stat().st_size,
+            "max_abs_diff": max_abs_diff(ref, got), "n_checked": int(len(x))}
+
+
+class OnnxPredictor:
+    """The ``Predictor`` interface over an exported ONNX model; imports onnxruntime, not torch."""
+
+    def __init__(self, session, meta: dict[str, Any], path: Path) -> None:
+        self.session = session
+        self.meta = meta
+        self.path = path
+        self.input = meta.get("input") or _DEFAULT_INPUT
+        self._in = session.get_inputs()[0].name
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], threads: int | None = None) -> OnnxPredictor:
+        p = Path(path)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UsageError("ONNX inference needs onnxruntime: pip install 'digitnet[onnx]'") from None
+        if not p.is_file():
+            raise CheckpointError(f"{p}: no such ONNX model file")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        try:
+            sess = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{p}: not a loadable ONNX model: {first}") from None
+        props = sess.get_modelmeta().custom_metadata_map
+        try:
+            meta = json.loads(props[META_KEY])
+        except (KeyError, ValueError):
+            raise CheckpointError(f"{p}: ONNX model has no digitnet metadata (export it with "
+                                  "'digitnet export')") from None
+        shape = sess.get_inputs()[0].shape
+        if len(shape) != 4 or list(shape[1:]) != [1, 28, 28]:
+            raise CheckpointError(f"{p}: ONNX input shape {shape} is not (batch, 1, 28, 28)")
+        return cls(sess, meta, p)
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("model", "?"))
+
+    @property
+    def test_accuracy(self) -> float | None:
+        v = (self.meta.get("metrics") or {}).get("test_accuracy")
+        return float(v) if isinstance(v, (int, float)) else None
+
+    def normalise(self, x01: np.ndarray) -> np.ndarray:
+        """Images in [0, 1] -> what the model was trained on (numpy twin of ``to_model_input``)."""
+        kind = self.input.get("kind", "standardize")
+        if kind == "standardize":
+            return ((x01 - np.float32(self.input["mean"])) / np.float32(self.input["std"])).astype(np.float32)
+        if kind == "raw255":
+            return (x01 * np.float32(255.0)).astype(np.float32)
+        return x01.astype(np.float32)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits for already-normalised ``x`` float32 ``(N, 1, 28, 28)``."""
+        return self.session.run(None, {self._in: np.ascontiguousarray(x, np.float32)})[0]
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        arr = np.asarray(x, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3 or arr.shape[1:] != (28, 28):
+            raise ValueError(f"expected images of shape (N, 28, 28), got {arr.shape}")
+        if arr.shape[0] == 0:
+            return np.zeros((0, 10), np.float32)
+        z = self.logits(self.normalise(arr)[:, None]).astype(np.float64)
+        z -= z.max(1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = self.predict_proba(x)
+        return p.argmax(1), p.max(1)
