@@ -55,7 +55,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="image files (PNG, JPEG, BMP, GIF, TIFF, WebP), folders (searched "
                         "recursively) or glob patterns")
     p.add_argument("--model", metavar="CHECKPOINT",
-                   help="checkpoint to use (default: the bundled model)")
+                   help="checkpoint to use (default: the bundled model); a .onnx file from "
+                        "'digitnet export' runs with ONNX Runtime")
+    p.add_argument("--backend", choices=["torch", "onnx"], default=None,
+                   help="run the network with PyTorch or with ONNX Runtime (no torch import; "
+                        "needs --model FILE.onnx); default: onnx for a .onnx model, else torch")
     p.add_argument("--single", action="store_true",
                    help="each image is one digit: no segmentation into several digits")
     p.add_argument("--top-k", type=_top_k, default=3, metavar="K",
@@ -162,6 +166,29 @@ def _prepare_all(paths: list[str], single: bool, jobs: int):
     return pool, pool.map(_prepare_one, work, chunksize=_CHUNK)
 
 
+def _backend(model: str | None, backend: str | None) -> str:
+    """The backend asked for, or the one the model file implies; a mismatch is a usage error."""
+    from ..errors import UsageError
+
+    is_onnx = model is not None and Path(model).suffix.lower() == ".onnx"
+    if backend is None:
+        return "onnx" if is_onnx else "torch"
+    if backend == "onnx" and not is_onnx:
+        raise UsageError("--backend onnx needs --model FILE.onnx (make one with: digitnet export "
+                         "--format onnx --out FILE.onnx)")
+    if backend == "torch" and is_onnx:
+        raise UsageError(f"{model}: an ONNX model runs with --backend onnx, not torch")
+    return backend
+
+
+def _load_onnx_predictor(model: str):
+    # export.py imports numpy and onnxruntime only: reading digits this way never imports
+    # torch (tests/test_export.py checks sys.modules).
+    from ..export import OnnxPredictor
+
+    return OnnxPredictor.load(model)
+
+
 def _load_predictor(model: str | None):
     from ..inference import Predictor
 
@@ -250,6 +277,7 @@ def _accuracy_line(readings, labels: list[str | None]) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from ..preprocess import Reading, classify
 
+    backend = _backend(args.model, getattr(args, "backend", None))
     inputs = expand_inputs(list(args.paths))
     todo = [p for p, err in inputs if err is None]
     jobs = args.jobs if args.jobs is not None else min(4, os.cpu_count() or 1)
@@ -261,7 +289,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         # The network loads while the workers (if any) decode images: torch's import is the
         # largest single cost of a run.
-        predictor = _load_predictor(args.model) if todo else None
+        predictor = None
+        if todo:
+            predictor = _load_onnx_predictor(args.model) if backend == "onnx" else _load_predictor(args.model)
         prepared = list(prepared_iter)
     finally:
         if pool is not None:
