@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from digitnet.cli import main  # noqa: E402
+from digitnet.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", "--what", "train", *sys.argv[1:]]))

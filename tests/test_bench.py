@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from digitnet.bench import format_report  # noqa: E402
-from digitnet.bench.train import summarise  # noqa: E402
-from digitnet.cli import main  # noqa: E402
+from digitnet.bench import format_report
+from digitnet.bench.train import summarise
+from digitnet.cli import main
 
 
 def test_bench_infer_json_has_every_model_backend_and_batch(capsys):

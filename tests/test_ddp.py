@@ -51,7 +51,7 @@ def ddp_run(mnist_dir, tmp_path_factory):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
            "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
            "-m", "digitnet", *TRAIN_ARGS, "--out", str(out)]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=_env(mnist_dir), timeout=600)
+    p = subprocess.run(cmd, check=False, capture_output=True, text=True, env=_env(mnist_dir), timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     return out, p
 
@@ -60,7 +60,7 @@ def ddp_run(mnist_dir, tmp_path_factory):
 def single_run(mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("single") / "run"
     p = subprocess.run([sys.executable, "-m", "digitnet", *TRAIN_ARGS, "--out", str(out)],
-                       capture_output=True, text=True, env=_env(mnist_dir), timeout=600)
+                       check=False, capture_output=True, text=True, env=_env(mnist_dir), timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     return out, _json_lines(p.stdout)[-1]
 

@@ -26,8 +26,16 @@ import numpy as np
 from ._io import write_bytes, write_json
 from .errors import CheckpointError, UsageError
 
-__all__ = ["FORMATS", "export_model", "export_checkpoint", "OnnxPredictor", "sidecar_for", "max_abs_diff",
-           "jit_quiet", "run_exported"]
+__all__ = [
+    "FORMATS",
+    "OnnxPredictor",
+    "export_checkpoint",
+    "export_model",
+    "jit_quiet",
+    "max_abs_diff",
+    "run_exported",
+    "sidecar_for",
+]
 
 FORMATS = ("onnx", "torchscript")
 DEFAULT_OPSET = 18  # the lowest opset the torch.export-based exporter emits without conversion
@@ -172,7 +180,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | None, fmt: str, out: 
         ref = pred.model.eval()(x).numpy()
     got = run_exported(path, fmt, x.numpy())
     return {"out": str(path), "format": fmt, "model": pred.name, "bytes": path.stat().st_size,
-            "max_abs_diff": max_abs_diff(ref, got), "n_checked": int(len(x))}
+            "max_abs_diff": max_abs_diff(ref, got), "n_checked": len(x)}
 
 
 class OnnxPredictor:
@@ -200,7 +208,7 @@ class OnnxPredictor:
             opts.inter_op_num_threads = 1
         try:
             sess = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        except Exception as exc:  # noqa: BLE001 (onnxruntime raises untyped errors for bad files)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"{p}: not a loadable ONNX model: {first}") from None
         props = sess.get_modelmeta().custom_metadata_map

@@ -14,8 +14,19 @@ from typing import Any
 from .infer import BACKENDS, BATCHES, DEFAULT_BACKENDS, INFER_MODELS, bench_infer
 from .train import LEVELS, TRAIN_RECIPES, bench_train, peak_rss_mb
 
-__all__ = ["bench_train", "bench_infer", "machine_info", "format_report", "peak_rss_mb",
-           "LEVELS", "TRAIN_RECIPES", "BACKENDS", "DEFAULT_BACKENDS", "BATCHES", "INFER_MODELS"]
+__all__ = [
+    "BACKENDS",
+    "BATCHES",
+    "DEFAULT_BACKENDS",
+    "INFER_MODELS",
+    "LEVELS",
+    "TRAIN_RECIPES",
+    "bench_infer",
+    "bench_train",
+    "format_report",
+    "machine_info",
+    "peak_rss_mb",
+]
 
 
 def machine_info() -> dict[str, Any]:
@@ -93,5 +104,5 @@ def format_report(report: dict[str, Any]) -> str:
 def _table(hdr: list[str], rows: list[list[str]]) -> list[str]:
     n = len(hdr)
     widths = [max([len(hdr[i])] + [len(r[i]) for r in rows if i < len(r)]) for i in range(n)]
-    fmt = lambda r: "  ".join(c.ljust(widths[i]) if i < n else c for i, c in enumerate(r)).rstrip()  # noqa: E731
+    fmt = lambda r: "  ".join(c.ljust(widths[i]) if i < n else c for i, c in enumerate(r)).rstrip()
     return [fmt(hdr), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BACKENDS", "DEFAULT_BACKENDS", "BATCHES", "INFER_MODELS", "bench_infer"]
+__all__ = ["BACKENDS", "BATCHES", "DEFAULT_BACKENDS", "INFER_MODELS", "bench_infer"]
 
 BACKENDS = ("eager", "torchscript", "compile", "onnx")
 # torch.compile is opt-in (--backends ...,compile): on a 2-core CPU its compile took 107 s
@@ -119,7 +119,7 @@ def bench_infer(models=INFER_MODELS, backends=DEFAULT_BACKENDS, batches=BATCHES,
                 try:
                     runners[m, be], setup = _runner(be, model, meta, Path(td), threads)
                     results[m][be] = {"setup_seconds": round(setup, 3), "images_per_s": {}, "runs": {}}
-                except Exception as exc:  # a backend that cannot run here is reported, not fatal
+                except Exception as exc:  # noqa: BLE001 (a backend that cannot run here is reported, not fatal)
                     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
                     results[m][be] = {"unavailable": f"{type(exc).__name__}: {reason}"}
                     if log:

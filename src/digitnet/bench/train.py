@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["LEVELS", "TRAIN_RECIPES", "bench_train", "summarise", "peak_rss_mb"]
+__all__ = ["LEVELS", "TRAIN_RECIPES", "bench_train", "peak_rss_mb", "summarise"]
 
 LEVELS = (0.990, 0.993, 0.995)
 # Ours first, then the peers (the recipes named after where they come from).
