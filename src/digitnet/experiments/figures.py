@@ -67,7 +67,7 @@ def accuracy_bars(summary: dict[str, Any], records: list[RunRecord], path: Path)
     ax.set_xlabel("model (recipe)")
     n = sorted({r["n"] for r in rows})
     ep = sorted({f"{r['epochs']:g}" if isinstance(r["epochs"], float) else str(r["epochs"]) for r in rows})
-    ax.set_title(f"Mean test accuracy over {'/'.join(map(str, n))} runs, {'/'.join(ep)} epochs, "
+    ax.set_title(f"Mean test accuracy over {'/'.join(map(str, n))} runs, {'/'.join(ep)} epoch{'' if ep == ['1'] else 's'}, "
                  f"trained on {_images(rows)} images")
     # Below the axes: inside, it would cover bars near 100%.
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
@@ -87,6 +87,8 @@ def curves(summary: dict[str, Any], records: list[RunRecord], path: Path) -> Non
               ("train_accuracy", "training accuracy (%)", axes[1, 0]),
               ("test_accuracy", "test accuracy (%)", axes[1, 1])]
     colors = plt.get_cmap("tab10").colors
+    seen: dict[str, list[float]] = {key: [] for key, _, _ in panels}
+    max_ep = 1
     for i, r in enumerate(rows):
         rs = [rec for rec in records if rec.label == r["model"]]
         n_ep = min(len(rec.history) for rec in rs)  # runs of one model have the same epochs
@@ -98,21 +100,34 @@ def curves(summary: dict[str, Any], records: list[RunRecord], path: Path) -> Non
             v = scale * np.array([[rec.history[k][key] for k in range(n_ep)] for rec in rs])
             m = v.mean(0)
             s = v.std(0, ddof=1) if len(rs) > 1 else np.zeros_like(m)
-            ax.plot(ep, m, marker="o", color=colors[i % 10], label=f"{r['model']} (n={len(rs)})")
-            ax.fill_between(ep, m - s, m + s, color=colors[i % 10], alpha=0.2)
+            seen[key] += list((m - s).ravel()) + list((m + s).ravel())
+            c, lab = colors[i % 10], f"{r['model']} (n={len(rs)})"
+            if n_ep == 1:
+                # One epoch: a band has no width, so show mean ± std as an error bar, each model
+                # shifted a little sideways so the bars do not hide each other.
+                dx = 0.05 * (i - (len(rows) - 1) / 2)
+                ax.errorbar(ep + dx, m, yerr=s, fmt="o", capsize=4, color=c, label=lab)
+            else:
+                ax.plot(ep, m, marker="o", color=c, label=lab)
+                ax.fill_between(ep, m - s, m + s, color=c, alpha=0.2)
+        max_ep = max(max_ep, round(float(ep[-1])))
     for key, label, ax in panels:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        if "loss" in key:
+        v = [x for x in seen[key] if x > 0]
+        if "loss" in key and v and max(v) / min(v) > 10:
             # Losses span 2.3 (chance) to ~0.02: a log axis keeps the late epochs readable.
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
             ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        ax.set_xticks(range(1, max_ep + 1) if max_ep <= 20 else ax.get_xticks())
+        if max_ep == 1:
+            ax.set_xlim(0.5, 1.5)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.suptitle(f"Per-epoch curves: mean ± 1 sample std band over runs (trained on {_images(rows)} images)")
+    fig.suptitle(f"Per-epoch curves: mean ± 1 sample std over runs (trained on {_images(rows)} images)")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), frameon=False)
     _save(fig, path)
