@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["Piece", "find_pieces", "MIN_DIGIT_PX"]
+__all__ = ["Piece", "find_pieces", "cut_candidates", "MIN_DIGIT_PX"]
 
 # A digit needs at least this many pixels of height at the analysis resolution; below that the
 # 20x20 box would be filled by upscaled blur (and marks this small are dots or specks).
@@ -230,3 +230,58 @@ def find_pieces(mask: np.ndarray, *,
         return lab, [], "no digit found: only marks too small to be digits"
     out.sort(key=lambda p: (p.x0 + p.x1) / 2.0)
     return lab, out, None
+
+
+# Touching digits the width rule cannot see: two digits that overlap ("47" written close)
+# make one piece no wider than a wide single digit. A piece at least _CUT_MIN_ASPECT as wide as
+# tall, or _CUT_WIDER times as wide as the typical digit of its number, gets up to _CUT_MAX
+# candidate cuts near its middle; the network then decides between the whole piece and each
+# split (the split must be clearly better: see ``classify``), as it already decides on joins.
+# Narrower pieces are left whole: an MNIST network reads the halves of a slim, oddly written
+# single digit (a 7, a 5) with high confidence, so offering those cuts misreads more single
+# digits than it rescues touching pairs; two touching 1s stay a known limit.
+_CUT_MIN_ASPECT = 0.9
+_CUT_WIDER = 1.4
+_CUT_MAX = 3
+
+
+def cut_candidates(piece: Piece, lab: np.ndarray,
+                   typical_w: float | None = None) -> list[tuple[Piece, Piece]]:
+    """Ways to cut ``piece`` into a left and a right digit (``typical_w``: the usual width of
+    a digit in the same number, when there are enough others to tell)."""
+    w, h = piece.x1 - piece.x0, piece.y1 - piece.y0
+    wide = w >= _CUT_MIN_ASPECT * h or (typical_w is not None and w >= _CUT_WIDER * typical_w)
+    if not wide or w < 6:
+        return []
+    region = np.isin(lab[piece.y0:piece.y1, piece.x0:piece.x1], piece.labels)
+    if piece.cut is not None:
+        xs = np.arange(piece.x0, piece.x1)
+        region &= ((xs >= piece.cut[0]) & (xs < piece.cut[1]))[None, :]
+    cols = ndi.uniform_filter1d(region.sum(axis=0).astype(np.float64), size=3, mode="nearest")
+    # Cuts where the least ink crosses, in the middle 40% (each digit keeps at least 30% of the
+    # width): the thinnest column overall, and the thinnest in each half of that window, so an
+    # overlap that moved the true boundary off the minimum still has a candidate.
+    lo, hi = int(round(0.3 * w)), int(round(0.7 * w))
+    if hi - lo < 2:
+        return []
+    mid = (lo + hi) // 2
+    found: list[int] = []
+    for a, b in ((lo, hi), (lo, mid), (mid, hi)):
+        c = a + int(np.argmin(cols[a:b]))
+        if all(abs(c - f) > 1 for f in found):
+            found.append(c)
+    out = []
+    for c in found[:_CUT_MAX]:
+        halves = []
+        for a, b in ((0, c), (c, w)):
+            part = region[:, a:b]
+            rows = np.flatnonzero(part.any(axis=1))
+            cs = np.flatnonzero(part.any(axis=0))
+            if rows.size == 0:
+                break
+            halves.append(Piece(piece.y0 + int(rows[0]), piece.y0 + int(rows[-1]) + 1,
+                                piece.x0 + a + int(cs[0]), piece.x0 + a + int(cs[-1]) + 1,
+                                piece.labels, cut=(piece.x0 + a, piece.x0 + b)))
+        if len(halves) == 2 and min(q.y1 - q.y0 for q in halves) >= 0.4 * h:
+            out.append((halves[0], halves[1]))
+    return out
