@@ -33,6 +33,7 @@ _EIGHT = np.ones((3, 3), dtype=bool)
 # _BAR_GAP of a digit's box is that digit's detached bar.
 _BAR_WIDTH = 0.25
 _BAR_GAP = 0.2
+_DASH_GAP = 0.06
 
 
 @dataclass
@@ -128,13 +129,16 @@ def _group(pieces: list[Piece], ref_h: float) -> list[Piece]:
             ov = _overlap(p.x0, p.x1, q.x0, q.x1)
             if ov > best_ov:
                 best, best_ov = k, ov
-        if best is None and (p.x1 - p.x0) >= _BAR_WIDTH * ref_h:
+        if best is None:
             # A bar beside a narrow body (a 5's top bar drawn off to the upper right of a slim
             # stem when the pen was lifted) overlaps few of its columns but nearly touches it;
-            # dots and specks are too narrow to be taken this way.
+            # smaller pieces (a dash of a skipping pen) are taken only when closer still, so a
+            # full stop written apart from the digits stays out.
+            wide = (p.x1 - p.x0) >= _BAR_WIDTH * ref_h
+            limit = (_BAR_GAP if wide else _DASH_GAP) * ref_h
             for k, q in enumerate(main):
                 gap = _box_gap(p, q)
-                if gap <= _BAR_GAP * ref_h and (best is None or gap < best_gap):
+                if gap <= limit and (best is None or gap < best_gap):
                     best, best_gap = k, gap
         if best is not None:
             main[best] = _merge(main[best], p, minor=True)
