@@ -433,7 +433,7 @@ def test_joins_are_chosen_by_the_network():
         def predict_proba(self, x):
             out = np.zeros((len(x), 10), np.float32)
             for i, im in enumerate(x):
-                k = int(round(float(im[0, 0]) * 10))
+                k = round(float(im[0, 0]) * 10)
                 conf = {0: 0.95, 1: 0.6, 2: 0.5, 9: self.joined}[k]
                 out[i] = (1 - conf) / 9
                 out[i, k if k < 9 else 8] = conf

@@ -10,6 +10,8 @@ Pipeline (see docs/architecture.md, "Input convention"):
 4. ``to_mnist``: crop, stroke-width normalisation, fit in 20x20 (anti-aliased), centre of mass
    in 28x28; white ink on black, float32 in [0, 1].
 
+``prepare`` also offers alternatives (neighbouring pieces joined into one digit, one piece cut
+into two touching digits); ``classify`` lets the network choose among them (docs/reading.md).
 ``read_digits`` runs all of it for many images and batches the network calls. Nothing here
 imports torch: the predictor is handed in.
 """

@@ -3,7 +3,8 @@
 Works on the ink mask: connected components, pieces of one digit merged (a 5 whose top bar is
 detached, a 7 with a separate cross-bar, a pen lifted mid-digit), specks and dots dropped, and
 groups much wider than a digit split at the thinnest column near where a digit boundary is
-expected (touching digits).
+expected (touching digits). ``cut_candidates`` offers further cuts of one piece for the network
+to judge.
 """
 
 from __future__ import annotations
@@ -135,10 +136,10 @@ def _group(pieces: list[Piece], ref_h: float) -> list[Piece]:
             # smaller pieces (a dash of a skipping pen) are taken only when closer still, so a
             # full stop written apart from the digits stays out.
             wide = (p.x1 - p.x0) >= _BAR_WIDTH * ref_h
-            limit = (_BAR_GAP if wide else _DASH_GAP) * ref_h
+            best_gap = (_BAR_GAP if wide else _DASH_GAP) * ref_h
             for k, q in enumerate(main):
                 gap = _box_gap(p, q)
-                if gap <= limit and (best is None or gap < best_gap):
+                if gap <= best_gap:
                     best, best_gap = k, gap
         if best is not None:
             main[best] = _merge(main[best], p, minor=True)
