@@ -150,5 +150,5 @@ def _best_confusion(out, records, summary, figures: bool) -> None:
         from ..experiments import figures as figs
 
         figs.confusion(cm, f"Best run: {b.label} seed {b.seed}, {100 * r['accuracy']:.2f}% test accuracy\n"
-                           f"(trained on {b.train_images:,} images, {b.epochs:g} epochs)",
+                           f"(trained on {b.train_images:,} images, {b.epochs:g} epoch{'' if b.epochs == 1 else 's'})",
                        ensure_dir(out / "figures") / "confusion_best.png")

@@ -93,7 +93,7 @@ def _pct(x: float | None, digits: int = 2) -> str:
 
 def summary_markdown(summary: dict[str, Any], command: str | None = None) -> str:
     rows = summary["models"]
-    imgs = sorted({str(r["train_images"]) for r in rows})
+    imgs = sorted({f"{r['train_images']:,}" if isinstance(r["train_images"], int) else str(r["train_images"]) for r in rows})
     lines = ["# Experiment summary", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
