@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from digitnet.inference import Predictor
     from digitnet.preprocess import classify, prepare
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # The same single intra-op thread `digitnet predict` uses (see its _load_predictor).
+    torch.set_num_threads(1)
     rows = list(csv.DictReader(open(args.folder / "manifest.csv", newline="")))
     files = [str(args.folder / r["file"]) for r in rows]
     predictor = Predictor.load(args.model)
