@@ -166,3 +166,15 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(UsageError, match=r"pip install 'digitnet\[plots\]'"):
         require_matplotlib()
+
+
+def test_tensorboard_event_files_per_run(mnist_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "tb"
+    args = ["experiment", "--models", "mlp", "--runs", "2", "--epochs", "1", "--limit-train", "300",
+            "--data-dir", str(mnist_dir), "--out", str(out), "--threads", "1", "--quiet", "--no-figures",
+            "--tensorboard"]
+    assert main(args) == 0
+    for seed in (0, 1):
+        assert list((out / f"runs/mlp/seed-{seed}/tensorboard").glob("events.out.tfevents.*"))
+    assert not (out / "figures").exists()  # --no-figures: tables only
