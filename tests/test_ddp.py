@@ -85,8 +85,6 @@ def test_ddp_trains_and_rank0_writes_one_checkpoint(ddp_run):
     assert {ln["test_accuracy"] for ln in lines} == {res["test_accuracy"]}
 
 
-@pytest.mark.xfail(strict=True, reason="commands/train.py prints its --json line on every rank; "
-                                       "the fix belongs there (print on rank 0 only)")
 def test_ddp_prints_one_json_line(ddp_run):
     _, p = ddp_run
     assert len(_json_lines(p.stdout)) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -88,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         for s, h in old.items():
             signal.signal(s, h)
 
+    # Under torchrun every rank runs this command; only rank 0 speaks (and writes files).
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 130 if result.interrupted else 0
     if result.interrupted:
         name = signal.Signals(signals_seen[0]).name if signals_seen else "stop"
         print(f"digitnet train: interrupted by {name} at epoch {result.epochs:.2f}; resume with: "
