@@ -111,9 +111,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         augment=AugmentConfig(enabled=True, rotate=12.0, scale=0.15, translate=2.5, shear=8.0,
                               elastic=1.0, thickness=0.3),
     ),
-    # Time-to-99%: the small model, large batches, one-cycle, no augmentation, three epochs.
+    # Time-to-99%: the small model, one-cycle, no augmentation, three epochs. Batch 128 / lr 0.1
+    # beat batch 256 / lr 0.2 at the same cost (seeds 0-2: 99.03-99.24% vs 98.90-98.94%, 2 cores).
     "fast": dict(
-        model="fast", epochs=3, batch_size=256, optimizer="sgd", lr=0.2, momentum=0.9,
+        model="fast", epochs=3, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
         nesterov=True, weight_decay=5e-4, schedule="onecycle", label_smoothing=0.0,
         augment=AugmentConfig(enabled=False),
     ),
