@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer
@@ -69,6 +70,12 @@ def _settle(app: QApplication, rounds: int = 5) -> None:
         app.processEvents()
 
 
+def _warm_torch_optim() -> None:
+    import torch
+
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
 def run(model: str | None = None, screenshot: str | None = None, tab: str | None = None) -> int:
     """Open the app (or, with ``screenshot``, render it to a PNG and return). Exit code."""
     if tab is not None and tab not in TABS:
@@ -101,6 +108,10 @@ def run(model: str | None = None, screenshot: str | None = None, tab: str | None
         return 0
     # The model loads once the window is on screen, so the window appears at once.
     QTimer.singleShot(0, lambda: window.load_initial_model(model))
+    # The first torch optimizer built in a process imports torch._dynamo (1.7 s on 2 idle cores,
+    # ~5 s loaded), holding the GIL in stretches that froze the window for up to 0.5 s when it
+    # happened at the start of the first training. Do it once now, while the app starts up.
+    QTimer.singleShot(500, lambda: threading.Thread(target=_warm_torch_optim, name="warm-optim", daemon=True).start())
     # Ctrl+C in the terminal closes the window the normal way (stopping training cleanly). Qt's
     # event loop does not run Python signal handlers by itself: a timer gives Python a turn.
     signal.signal(signal.SIGINT, lambda *_: window.close())
