@@ -5,8 +5,8 @@ per condition, ms per image warm (decode + preprocess + predict, one image at a 
 over a whole folder through the CLI's batched path, and the cold-start seconds of
 ``digitnet predict one.png`` in a fresh interpreter.
 
-    python benchmarks/synth_digits.py /tmp/synth --count 1000
-    python benchmarks/bench_predict.py /tmp/synth [--model CHECKPOINT]
+    python benchmarks/synth_digits.py out/synth --count 1000
+    python benchmarks/bench_predict.py out/synth [--model CHECKPOINT]
 
 Figures only; nothing here asserts.
 """
