@@ -47,11 +47,17 @@ def _json_lines(stdout: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def ddp_run(mnist_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp") / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-           "-m", "digitnet", *TRAIN_ARGS, "--out", str(out)]
-    p = subprocess.run(cmd, check=False, capture_output=True, text=True, env=_env(mnist_dir), timeout=600)
+    # The free port is found by binding and releasing it, so another process can take it before
+    # torchrun binds it (seen once in a full-suite run); one retry on a fresh port and folder
+    # covers that race without hiding a real failure (which fails both times).
+    for attempt in range(2):
+        out = tmp_path_factory.mktemp(f"ddp{attempt}") / "run"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+               "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+               "-m", "digitnet", *TRAIN_ARGS, "--out", str(out)]
+        p = subprocess.run(cmd, check=False, capture_output=True, text=True, env=_env(mnist_dir), timeout=600)
+        if p.returncode == 0:
+            break
     assert p.returncode == 0, p.stderr[-3000:]
     return out, p
 
