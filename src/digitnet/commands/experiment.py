@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 
 NAME = "experiment"
 HELP = "train models K times each (same seeds) and write runs.csv, summary tables and figures"
@@ -62,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..experiments.runner import ExperimentProgress, load_records
     from ._progress import TqdmProgress
+    from ._signals import StopOnSignals
 
     file = load_experiment_file(args.config) if args.config else None
     plan = make_plan(models=args.models, recipe=args.recipe, runs=args.runs, epochs=args.epochs, seed=args.seed,
@@ -82,24 +81,10 @@ def run(args: argparse.Namespace) -> int:
     write_json(plan.out / "experiment.json", {"command": _command_line(args), **plan.settings,
                                               "entries": {e.label: e.config.to_dict() for e in plan.entries}})
 
-    stop = threading.Event()
-    signals_seen: list[int] = []
-
-    def on_signal(signum, _frame):
-        # First signal: the current run finishes its batch and saves; a second one gives up at once.
-        if signals_seen:
-            raise KeyboardInterrupt
-        signals_seen.append(signum)
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with StopOnSignals() as signals:
         progress = ExperimentProgress(0, enabled=not args.quiet)
         records, interrupted = run_experiment(
-            plan, run_callbacks=lambda: [TqdmProgress(enabled=not args.quiet)], stop=stop, progress=progress)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+            plan, run_callbacks=lambda: [TqdmProgress(enabled=not args.quiet)], stop=signals.stop, progress=progress)
 
     records = load_records(plan)  # the tables describe what is stored, nothing else
     summary = summarize(records, [e.label for e in plan.entries])
@@ -118,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print(f"digitnet experiment: interrupted; {len(records)}/{summary['runs_planned']} runs finished; "
               f"run the same command again to continue", file=sys.stderr)
-        return 130 if signals_seen and signals_seen[0] == signal.SIGINT else 143
+        return signals.exit_code
     if args.json:
         print(json.dumps(summary))
     else:

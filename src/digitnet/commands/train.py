@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 
 NAME = "train"
 HELP = "train a model (recipes: default, fast, paper, course, ...)"
@@ -59,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import fit, resolve_config
     from .._io import ensure_dir
     from ._progress import TqdmProgress
+    from ._signals import StopOnSignals
 
     overrides = dict(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -72,33 +71,18 @@ def run(args: argparse.Namespace) -> int:
     if cfg.out:
         ensure_dir(cfg.out)  # fail before loading data if the output folder cannot be written
 
-    stop = threading.Event()
-    signals_seen = []
-
-    def on_signal(signum, _frame):
-        # First signal: finish the batch, save, exit. A second one: give up at once.
-        if signals_seen:
-            raise KeyboardInterrupt
-        signals_seen.append(signum)
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        result = fit(cfg, callbacks=[TqdmProgress(enabled=not args.quiet)], stop=stop, resume=args.resume)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    with StopOnSignals() as signals:
+        result = fit(cfg, callbacks=[TqdmProgress(enabled=not args.quiet)], stop=signals.stop, resume=args.resume)
 
     # Under torchrun every rank runs this command; only rank 0 speaks (and writes files).
     if int(os.environ.get("RANK", "0")) != 0:
-        return 130 if result.interrupted else 0
+        return signals.exit_code if result.interrupted else 0
     if result.interrupted:
-        name = signal.Signals(signals_seen[0]).name if signals_seen else "stop"
-        print(f"digitnet train: interrupted by {name} at epoch {result.epochs:.2f}; resume with: "
+        print(f"digitnet train: interrupted by {signals.name} at epoch {result.epochs:.2f}; resume with: "
               f"digitnet train --resume {result.last_checkpoint}", file=sys.stderr)
         if args.json:
             print(json.dumps(result.to_json()))
-        return 130 if signals_seen and signals_seen[0] == signal.SIGINT else 143
+        return signals.exit_code
     out = result.to_json()
     if args.json:
         print(json.dumps(out))
