@@ -25,6 +25,7 @@ import numpy as np
 
 from ._io import write_bytes, write_json
 from .errors import CheckpointError, UsageError
+from .inference import ModelInfo
 
 __all__ = [
     "FORMATS",
@@ -183,7 +184,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | None, fmt: str, out: 
             "max_abs_diff": max_abs_diff(ref, got), "n_checked": len(x)}
 
 
-class OnnxPredictor:
+class OnnxPredictor(ModelInfo):
     """The ``Predictor`` interface over an exported ONNX model; imports onnxruntime, not torch."""
 
     def __init__(self, session, meta: dict[str, Any], path: Path) -> None:
@@ -221,15 +222,6 @@ class OnnxPredictor:
         if len(shape) != 4 or list(shape[1:]) != [1, 28, 28]:
             raise CheckpointError(f"{p}: ONNX input shape {shape} is not (batch, 1, 28, 28)")
         return cls(sess, meta, p)
-
-    @property
-    def name(self) -> str:
-        return str(self.meta.get("model", "?"))
-
-    @property
-    def test_accuracy(self) -> float | None:
-        v = (self.meta.get("metrics") or {}).get("test_accuracy")
-        return float(v) if isinstance(v, (int, float)) else None
 
     def normalise(self, x01: np.ndarray) -> np.ndarray:
         """Images in [0, 1] -> what the model was trained on (numpy twin of ``to_model_input``)."""

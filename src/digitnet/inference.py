@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import CheckpointError
 
-__all__ = ["Predictor", "bundled_model_path"]
+__all__ = ["ModelInfo", "Predictor", "bundled_model_path"]
 
 BUNDLED_NAME = "digitnet.safetensors"
 
@@ -26,7 +26,22 @@ def bundled_model_path() -> Path:
     return Path(str(resources.files("digitnet") / "weights" / BUNDLED_NAME))
 
 
-class Predictor:
+class ModelInfo:
+    """What a predictor says about its model, from checkpoint metadata (``self.meta``)."""
+
+    meta: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("model", "?"))
+
+    @property
+    def test_accuracy(self) -> float | None:
+        v = (self.meta.get("metrics") or {}).get("test_accuracy")
+        return float(v) if isinstance(v, (int, float)) else None
+
+
+class Predictor(ModelInfo):
     def __init__(self, model, meta: dict[str, Any], path: Path, device: str = "cpu") -> None:
         import torch
 
@@ -46,15 +61,6 @@ class Predictor:
             raise CheckpointError(f"{p}: the bundled model is missing from this installation; pass --model CHECKPOINT")
         model, meta = load_checkpoint(p, device=device)
         return cls(model, meta, p, device)
-
-    @property
-    def name(self) -> str:
-        return str(self.meta.get("model", "?"))
-
-    @property
-    def test_accuracy(self) -> float | None:
-        v = (self.meta.get("metrics") or {}).get("test_accuracy")
-        return float(v) if isinstance(v, (int, float)) else None
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Probabilities ``(N, 10)`` for images ``x`` of shape ``(N, 28, 28)`` (or one ``(28, 28)``)."""
