@@ -78,7 +78,8 @@ class _Worker(QObject):
             self.done.emit()
 
     def work(self) -> None:
-        raise NotImplementedError
+        """The job itself; every worker class below overrides it (this base only wraps errors)."""
+        raise NotImplementedError(f"{type(self).__name__} must override work()")
 
 
 class TrainWorker(_Worker):
