@@ -61,7 +61,6 @@ def save_checkpoint(
     ``train_state`` may hold tensors (``tensors``: name -> tensor) and JSON (``json``: dict).
     Returns the path of the weights file.
     """
-    import torch
     from safetensors.torch import save as st_save
 
     path = Path(path)
@@ -85,9 +84,8 @@ def save_checkpoint(
         full_meta["resumable"] = True
     else:
         full_meta["resumable"] = False
-    for k, v in tensors.items():  # safetensors refuses shared storage; make every tensor its own
-        if not isinstance(v, torch.Tensor):
-            raise TypeError(f"checkpoint tensor {k} is not a tensor")
+    # safetensors refuses tensors that share storage (``.to("cpu")`` of a CPU tensor is the same
+    # tensor); a clone gives each its own.
     blob = st_save({k: v.clone() for k, v in tensors.items()}, metadata={"digitnet": json.dumps(full_meta)})
     sha = hashlib.sha256(blob).hexdigest()
     with atomic_write(path, "wb") as fh:
@@ -239,8 +237,6 @@ def load_checkpoint(path: str | os.PathLike[str], device: str = "cpu", model_nam
     ``.safetensors`` files are ours (model rebuilt from the metadata); ``.pt``/``.pth`` files are
     read with ``torch.load(weights_only=True)`` and matched to a registered model.
     """
-    import torch
-
     from .models import create_model
 
     p = Path(path)
@@ -322,8 +318,10 @@ def load_training_state(path: str | os.PathLike[str]) -> tuple[dict[str, Any], d
         raise CheckpointError(f"{p}: holds final weights only, not a resumable training state (use the run's last.safetensors)")
     model_t = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
     state_t = {k[len(TRAIN_PREFIX):]: v for k, v in tensors.items() if k.startswith(TRAIN_PREFIX)}
+    import torch
+
     for k, v in model_t.items():
-        if v.is_floating_point() and not bool(__import__("torch").isfinite(v).all()):
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise CheckpointError(f"{p}: {k} contains NaN or infinite values")
     return model_t, state_t, meta
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 import time
@@ -31,7 +30,7 @@ from ..checkpoint import json_safe, load_training_state, save_checkpoint
 from ..data.tensors import DeviceDataset, augment_batch, input_spec
 from ..errors import CheckpointError, UsageError
 from ..models import create_model
-from .callbacks import Callback, CallbackList, TensorBoardLogger
+from .callbacks import CallbackList, TensorBoardLogger
 from .config import TrainConfig
 
 __all__ = ["FitResult", "fit", "evaluate", "resolve_device", "load_datasets"]
@@ -581,7 +580,7 @@ def fit(config: TrainConfig, callbacks=(), stop=None, resume: str | os.PathLike[
         _all_reduce_sum(seen, dist)
         epoch_pos = epoch + step / steps_per_epoch
         if not done_early:
-            r_sel = do_eval(epoch + 1)
+            do_eval(epoch + 1)  # the selection record (and target check) at the epoch's end
         row: dict[str, Any] = {
             "epoch": round(epoch_pos, 4),
             "train_loss": float(loss_sum) / max(int(seen), 1),
