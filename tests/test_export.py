@@ -148,7 +148,45 @@ def test_predict_backend_onnx_never_imports_torch(bundled_onnx, digits, tmp_path
 def test_predict_backend_mismatch_is_a_usage_error(tmp_path, capsys):
     img = tmp_path / "7.png"
     _png(img, np.zeros((28, 28), np.float32))
-    assert main(["predict", str(img), "--backend", "onnx"]) == 2
+    assert main(["predict", str(img), "--backend", "onnx", "--model", str(tmp_path / "m.safetensors")]) == 2
     assert "--backend onnx needs --model FILE.onnx" in capsys.readouterr().err
     assert main(["predict", str(img), "--backend", "torch", "--model", str(tmp_path / "m.onnx")]) == 2
     assert "runs with --backend onnx" in capsys.readouterr().err
+
+
+def test_bundled_onnx_is_the_bundled_weights(digits):
+    """The shipped digitnet.onnx was exported from the shipped safetensors and reads the same."""
+    from digitnet.checkpoint import read_metadata
+    from digitnet.inference import Predictor, bundled_model_path, bundled_onnx_path
+
+    onnx_pred = OnnxPredictor.load(bundled_onnx_path())
+    assert onnx_pred.meta["source_save_id"] == read_metadata(bundled_model_path())["save_id"]
+    x, _ = digits
+    np.testing.assert_allclose(onnx_pred.predict_proba(x), Predictor.load(None).predict_proba(x), atol=1e-5)
+
+
+def test_predict_default_backend(monkeypatch):
+    from digitnet.commands.predict import _backend
+
+    # No --model: the bundled ONNX twin when ONNX Runtime is there, PyTorch when it is not.
+    assert _backend(None, None) == "onnx"
+    assert _backend("m.safetensors", None) == "torch" and _backend("m.onnx", None) == "onnx"
+    assert _backend(None, "torch") == "torch" and _backend(None, "onnx") == "onnx"
+    monkeypatch.setattr("digitnet.commands.predict._onnx_runtime_available", lambda: False)
+    assert _backend(None, None) == "torch"
+
+
+def test_predict_default_never_imports_torch(digits, tmp_path):
+    x, y = digits
+    imgs = [str(_png(tmp_path / f"{i}_{int(y[i])}.png", x[i])) for i in range(4)]
+    code = (
+        "import json, sys\n"
+        "from digitnet.cli import main\n"
+        f"rc = main(['predict', *{imgs!r}, '--json', '--jobs', '1'])\n"
+        "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules}))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
+    assert lines[-1] == {"rc": 0, "torch": False}
+    assert [r["text"] for r in lines[:-1]] == [str(int(v)) for v in y[:4]]

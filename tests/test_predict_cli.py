@@ -34,6 +34,7 @@ class Tall:
 @pytest.fixture
 def stand_in(monkeypatch):
     monkeypatch.setattr(predict_cmd, "_load_predictor", lambda model: Tall())
+    monkeypatch.setattr(predict_cmd, "_load_onnx_predictor", lambda model: Tall())
 
 
 def draw(path: Path, text: str, fmt: str | None = None) -> Path:

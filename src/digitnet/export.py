@@ -59,6 +59,8 @@ def _export_meta(meta: dict[str, Any], fmt: str, opset: int | None) -> dict[str,
         "model_args": meta.get("model_args"),
         "input": meta.get("input") or _DEFAULT_INPUT,
         "recipe": meta.get("recipe"),
+        # The checkpoint this file was exported from (its save_id), so a copy can be traced.
+        "source_save_id": meta.get("save_id"),
         "metrics": {k: metrics[k] for k in ("test_accuracy", "test_loss", "epoch") if k in metrics},
         "opset": opset,
         "inputs": {"name": "input", "shape": ["batch", 1, 28, 28], "dtype": "float32"},

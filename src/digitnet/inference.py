@@ -16,14 +16,22 @@ import numpy as np
 
 from .errors import CheckpointError
 
-__all__ = ["ModelInfo", "Predictor", "bundled_model_path"]
+__all__ = ["ModelInfo", "Predictor", "bundled_model_path", "bundled_onnx_path"]
 
 BUNDLED_NAME = "digitnet.safetensors"
+# The same weights exported with ``digitnet export --format onnx`` (tests/test_export.py checks
+# that it was exported from BUNDLED_NAME and gives the same probabilities).
+BUNDLED_ONNX_NAME = "digitnet.onnx"
 
 
 def bundled_model_path() -> Path:
     """Where the default weights shipped inside the package live."""
     return Path(str(resources.files("digitnet") / "weights" / BUNDLED_NAME))
+
+
+def bundled_onnx_path() -> Path:
+    """The bundled model as ONNX (run with ONNX Runtime, no torch needed)."""
+    return Path(str(resources.files("digitnet") / "weights" / BUNDLED_ONNX_NAME))
 
 
 class ModelInfo:

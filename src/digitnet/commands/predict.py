@@ -58,8 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="checkpoint to use (default: the bundled model); a .onnx file from "
                         "'digitnet export' runs with ONNX Runtime")
     p.add_argument("--backend", choices=["torch", "onnx"], default=None,
-                   help="run the network with PyTorch or with ONNX Runtime (no torch import; "
-                        "needs --model FILE.onnx); default: onnx for a .onnx model, else torch")
+                   help="run the network with PyTorch or with ONNX Runtime (no torch import). "
+                        "Default: onnx for a .onnx model and for the bundled model when "
+                        "onnxruntime is installed (pip install 'digitnet[onnx]'), else torch")
     p.add_argument("--single", action="store_true",
                    help="each image is one digit: no segmentation into several digits")
     p.add_argument("--top-k", type=_top_k, default=3, metavar="K",
@@ -166,14 +167,31 @@ def _prepare_all(paths: list[str], single: bool, jobs: int):
     return pool, pool.map(_prepare_one, work, chunksize=_CHUNK)
 
 
+def _onnx_runtime_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 def _backend(model: str | None, backend: str | None) -> str:
-    """The backend asked for, or the one the model file implies; a mismatch is a usage error."""
+    """The backend asked for, or the one the model implies; a mismatch is a usage error.
+
+    With no ``--model`` and no ``--backend``, the bundled model runs with ONNX Runtime when it
+    is installed (the same weights, about 4x faster per digit and no torch import), else with
+    PyTorch.
+    """
     from ..errors import UsageError
 
     is_onnx = model is not None and Path(model).suffix.lower() == ".onnx"
     if backend is None:
+        if model is None:
+            from ..inference import bundled_onnx_path
+
+            if bundled_onnx_path().is_file() and _onnx_runtime_available():
+                return "onnx"
+            return "torch"
         return "onnx" if is_onnx else "torch"
-    if backend == "onnx" and not is_onnx:
+    if backend == "onnx" and model is not None and not is_onnx:
         raise UsageError("--backend onnx needs --model FILE.onnx (make one with: digitnet export "
                          "--format onnx --out FILE.onnx)")
     if backend == "torch" and is_onnx:
@@ -181,12 +199,20 @@ def _backend(model: str | None, backend: str | None) -> str:
     return backend
 
 
-def _load_onnx_predictor(model: str):
+def _load_onnx_predictor(model: str | None):
     # export.py imports numpy and onnxruntime only: reading digits this way never imports
     # torch (tests/test_export.py checks sys.modules).
+    from ..errors import CheckpointError
     from ..export import OnnxPredictor
+    from ..inference import bundled_onnx_path
 
-    return OnnxPredictor.load(model)
+    if model is None:
+        model = str(bundled_onnx_path())
+        if not Path(model).is_file():
+            raise CheckpointError(f"{model}: the bundled ONNX model is missing from this "
+                                  "installation; use --backend torch")
+    # One thread, as for torch below: batches are small, and worker processes use the cores.
+    return OnnxPredictor.load(model, threads=1)
 
 
 def _load_predictor(model: str | None):
