@@ -28,6 +28,9 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".
 # (Starting a worker costs about 0.3 s: worth it from a few dozen images on.)
 _PARALLEL_FROM = 48
 _CHUNK = 16
+# Images whose digits go to the network together (a few hundred inputs: batched, and small
+# enough that the network keeps pace with the worker processes).
+_NET_BLOCK = 128
 
 
 def _fraction(text: str) -> float:
@@ -325,12 +328,23 @@ def run(args: argparse.Namespace) -> int:
         predictor = None
         if todo:
             predictor = _load_onnx_predictor(args.model) if backend == "onnx" else _load_predictor(args.model)
-        prepared = list(prepared_iter)
+        # The network reads each block of images as soon as the workers have prepared it, so
+        # it runs while they go on instead of after the last image.
+        readings_ok: list = []
+        block: list = []
+        for prep in prepared_iter:
+            block.append(prep)
+            if len(block) == _NET_BLOCK:
+                readings_ok += classify(block, todo[len(readings_ok):len(readings_ok) + len(block)],
+                                        predictor, top_k=args.top_k,
+                                        min_confidence=args.min_confidence)
+                block = []
+        if block:
+            readings_ok += classify(block, todo[len(readings_ok):], predictor, top_k=args.top_k,
+                                    min_confidence=args.min_confidence)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    readings_ok = classify(prepared, todo, predictor, top_k=args.top_k,
-                           min_confidence=args.min_confidence) if todo else []
     by_path = iter(readings_ok)
     readings = [Reading(p, error=err) if err is not None else next(by_path) for p, err in inputs]
     labels = [label_from_name(r.source) if r.ok else None for r in readings] \

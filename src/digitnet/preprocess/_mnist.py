@@ -36,8 +36,11 @@ def stroke_width(mask: np.ndarray) -> float:
     area = int(m.sum())
     if area == 0:
         return 0.0
-    inner = ndi.binary_erosion(m, border_value=0)
-    perim = area - int(inner.sum())
+    # Boundary pixels: ink with a 4-neighbour outside the ink (a cross-shaped erosion, written
+    # with slices: this runs for every digit and scipy's call overhead dominated it).
+    p = np.pad(m, 1)
+    inner = m & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    perim = area - int(np.count_nonzero(inner))
     return 2.0 * area / max(perim, 1)
 
 
