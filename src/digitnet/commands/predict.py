@@ -171,9 +171,13 @@ def _prepare_all(paths: list[str], single: bool, jobs: int):
 
 
 def _onnx_runtime_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
+    # A real import (it is needed next anyway): an installed but broken onnxruntime (a wheel
+    # for another CPU or Python) then falls back to torch instead of failing the command.
+    try:
+        import onnxruntime  # noqa: F401
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 def _backend(model: str | None, backend: str | None) -> str:
