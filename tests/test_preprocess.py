@@ -442,3 +442,35 @@ def test_joins_are_chosen_by_the_network():
     p = Prepared(crops, joins=(join,))
     assert classify([p], ["x"], Fixed(0.9))[0].text == "08"  # 0.9 > 0.6 * 0.5 * 1.1
     assert classify([p], ["x"], Fixed(0.31))[0].text == "012"  # 0.31 < 0.6 * 0.5 * 1.1
+
+
+def test_splits_go_to_the_network_only_where_they_can_win():
+    # A piece read at 0.95 can never be replaced by two halves (each half would have to be read
+    # 0.15 surer than the whole): its split inputs are not even computed. A piece read at 0.4
+    # with both halves read at 0.99 is split.
+    from digitnet.preprocess import DigitCrop, Prepared, classify
+
+    img = np.zeros((28, 28), np.float32)
+
+    def crop(code: int, x: int) -> DigitCrop:
+        return DigitCrop(img + code / 10, (x, 0, 8, 20))
+
+    class Fixed:
+        seen: list[int] = []
+
+        def predict_proba(self, x):
+            out = np.zeros((len(x), 10), np.float32)
+            for i, im in enumerate(x):
+                k = round(float(im[0, 0]) * 10)
+                self.seen.append(k)
+                conf = {1: 0.95, 2: 0.4}.get(k, 0.99)
+                out[i] = (1 - conf) / 9
+                out[i, k] = conf
+            return out
+
+    sure = Prepared((crop(1, 0),), splits=((0, crop(3, 0), crop(4, 4)),))
+    unsure = Prepared((crop(2, 0),), splits=((0, crop(5, 0), crop(6, 4)),))
+    net = Fixed()
+    texts = [r.text for r in classify([sure, unsure], ["a", "b"], net)]
+    assert texts == ["1", "56"]
+    assert sorted(net.seen) == [1, 2, 5, 6]  # the sure piece's halves (3, 4) never went in

@@ -424,36 +424,45 @@ def classify(prepared: Sequence[Prepared | str], labels: Sequence[str],
              predictor: ProbaPredictor, *, top_k: int = 3, min_confidence: float = 0.0,
              batch_size: int = 512) -> list[Reading]:
     """Run the network over already prepared images (a string entry is that input's error)."""
+    ok = [p for p in prepared if isinstance(p, Prepared) and p.crops]
     inputs = []
-    for p in prepared:
-        if isinstance(p, Prepared) and p.crops:
-            inputs.append(p.inputs)
-            inputs.extend(c.image[None] for _, _, c in p.joins)
-            inputs.extend(np.stack([a.image, b.image]) for _, a, b in p.splits)
-    stack = np.concatenate(inputs) if inputs else np.zeros((0, 28, 28), np.float32)
-    probs = np.zeros((0, 10), np.float32)
-    if len(stack):
-        parts = [np.asarray(predictor.predict_proba(stack[i:i + batch_size]), dtype=np.float32)
-                 for i in range(0, len(stack), batch_size)]
-        probs = np.concatenate(parts)
-        if probs.shape != (len(stack), 10):
-            raise DigitnetError(f"predictor returned shape {probs.shape}, "
-                                f"expected ({len(stack)}, 10)")
+    for p in ok:
+        inputs.append(p.inputs)
+        inputs.extend(c.image[None] for _, _, c in p.joins)
+    probs = _predict(predictor, inputs, batch_size)
+    # Splits second, and only where one can win: ``_choose`` takes a split only when each half
+    # is read at least _SPLIT_EACH surer than the whole, impossible once the whole is read
+    # above 1 - _SPLIT_EACH (most digits). The others get zero rows, which never win either.
+    at, wanted, split_inputs = 0, [], []
+    for p in ok:
+        rows = probs[at:at + len(p.crops)]
+        at += len(p.crops) + len(p.joins)
+        need = [float(rows[i].max()) <= 1.0 - _SPLIT_EACH for i, _, _ in p.splits]
+        wanted.append(need)
+        split_inputs.extend(np.stack([a.image, b.image])
+                            for (_, a, b), n in zip(p.splits, need) if n)
+    split_probs = iter(_predict(predictor, split_inputs, batch_size))
     k = max(1, min(10, top_k))
-    out, at = [], 0
+    out, at, n_ok = [], 0, 0
     for p, label in zip(prepared, labels):
         if isinstance(p, str):
             out.append(Reading(label, error=p))
             continue
-        rows = probs[at:at + len(p.crops)]
-        at += len(p.crops)
         crops = p.crops
+        if not crops:
+            out.append(Reading(label, "", (), p.message))
+            continue
+        rows = probs[at:at + len(crops)]
+        at += len(crops)
         join_rows = probs[at:at + len(p.joins)]
         at += len(p.joins)
-        split_rows = probs[at:at + 2 * len(p.splits)]
-        at += 2 * len(p.splits)
-        if len(crops):
-            crops, rows = _choose(p, rows, join_rows, split_rows)
+        split_rows = np.zeros((2 * len(p.splits), 10), np.float32)
+        for j, n in enumerate(wanted[n_ok]):
+            if n:
+                split_rows[2 * j] = next(split_probs)
+                split_rows[2 * j + 1] = next(split_probs)
+        n_ok += 1
+        crops, rows = _choose(p, rows, join_rows, split_rows)
         digits = []
         for crop, row in zip(crops, rows):
             order = np.argsort(-row, kind="stable")[:k]
@@ -464,3 +473,17 @@ def classify(prepared: Sequence[Prepared | str], labels: Sequence[str],
         text = "".join(str(d.digit) for d in digits)
         out.append(Reading(label, text, tuple(digits), p.message))
     return out
+
+
+def _predict(predictor: ProbaPredictor, inputs: list[np.ndarray], batch_size: int) -> np.ndarray:
+    """Probabilities for the concatenated ``inputs``, ``batch_size`` images per network call."""
+    stack = np.concatenate(inputs) if inputs else np.zeros((0, 28, 28), np.float32)
+    if not len(stack):
+        return np.zeros((0, 10), np.float32)
+    parts = [np.asarray(predictor.predict_proba(stack[i:i + batch_size]), dtype=np.float32)
+             for i in range(0, len(stack), batch_size)]
+    probs = np.concatenate(parts)
+    if probs.shape != (len(stack), 10):
+        raise DigitnetError(f"predictor returned shape {probs.shape}, "
+                            f"expected ({len(stack)}, 10)")
+    return probs
