@@ -474,3 +474,12 @@ def test_splits_go_to_the_network_only_where_they_can_win():
     texts = [r.text for r in classify([sure, unsure], ["a", "b"], net)]
     assert texts == ["1", "56"]
     assert sorted(net.seen) == [1, 2, 5, 6]  # the sure piece's halves (3, 4) never went in
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=1, max_size=60))
+def test_fast_median_is_numpys(values):
+    from digitnet.preprocess._ink import _median
+
+    a = np.asarray(values, np.float32)
+    assert _median(a) == pytest.approx(float(np.median(a)), rel=1e-6, abs=1e-6)

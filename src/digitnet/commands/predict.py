@@ -27,10 +27,8 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".
 # preprocessing run in worker processes while this one imports torch and runs the network.
 # (Starting a worker costs about 0.3 s: worth it from a few dozen images on.)
 _PARALLEL_FROM = 48
+# Images prepared together by one process, whose digits then go to the network in one batch.
 _CHUNK = 16
-# Images whose digits go to the network together (a few hundred inputs: batched, and small
-# enough that the network keeps pace with the worker processes).
-_NET_BLOCK = 128
 
 
 def _fraction(text: str) -> float:
@@ -78,8 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="one JSON object per input per line")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="worker processes for decoding and preprocessing (default: CPU count, "
-                        "at most 4; 1 = none)")
+                   help="processes decoding and preprocessing images, this one included "
+                        "(default: CPU count, at most 4; 1 = this process only)")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -144,30 +142,53 @@ def label_from_name(path: str) -> str | None:
 # --------------------------------------------------------------------------- work
 
 
-def _prepare_one(args: tuple[str, bool]) -> Any:
-    """Worker: one image -> ``Prepared``, or the error line (a string)."""
+def _prepare_chunk(paths: list[str], single: bool) -> list[Any]:
+    """Images -> ``Prepared`` each, or the error line (a string); runs in workers too."""
     from ..errors import ImageError
     from ..preprocess import prepare
 
-    path, single = args
-    try:
-        return prepare(path, single=single, name=path)
-    except ImageError as exc:
-        return str(exc)
+    out: list[Any] = []
+    for path in paths:
+        try:
+            out.append(prepare(path, single=single, name=path))
+        except ImageError as exc:
+            out.append(str(exc))
+    return out
 
 
-def _prepare_all(paths: list[str], single: bool, jobs: int):
-    """Prepared images in order; in worker processes when there are many."""
-    work = [(p, single) for p in paths]
+def _read_all(paths: list[str], single: bool, jobs: int, read_block) -> list[Any]:
+    """Prepare ``paths`` in chunks and hand each chunk to ``read_block(prepared, paths)``
+    (the network); the readings, in order.
+
+    With ``jobs`` > 1, ``jobs - 1`` worker processes prepare chunks from the front of the list
+    while this process, between network calls, prepares chunks from the back that no worker
+    has taken yet: every process both decodes and reads, and no process idles while the
+    others work (this process would otherwise wait for the workers' start-up).
+    """
+    chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     if jobs <= 1 or len(paths) < _PARALLEL_FROM:
-        return None, [_prepare_one(w) for w in work]
+        return [r for c in chunks for r in read_block(_prepare_chunk(c, single), c)]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     # "spawn": workers must not inherit a half-initialised torch (fork after torch's thread
     # pools start can deadlock), and it behaves the same on Linux, macOS and Windows.
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
-    return pool, pool.map(_prepare_one, work, chunksize=_CHUNK)
+    pool = ProcessPoolExecutor(max_workers=jobs - 1, mp_context=mp.get_context("spawn"))
+    try:
+        futures = [pool.submit(_prepare_chunk, c, single) for c in chunks]
+        out: list[Any] = [None] * len(chunks)
+        lo, hi = 0, len(chunks) - 1
+        while lo <= hi:
+            # cancel() succeeds only for a chunk no worker has taken: then it is ours.
+            if not futures[lo].done() and futures[hi].cancel():
+                out[hi] = read_block(_prepare_chunk(chunks[hi], single), chunks[hi])
+                hi -= 1
+            else:
+                out[lo] = read_block(futures[lo].result(), chunks[lo])
+                lo += 1
+        return [r for block in out for r in block]
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _onnx_runtime_available() -> bool:
@@ -325,30 +346,19 @@ def run(args: argparse.Namespace) -> int:
         from ..errors import UsageError
 
         raise UsageError("--jobs must be at least 1")
-    pool, prepared_iter = _prepare_all(todo, args.single, jobs) if todo else (None, [])
-    try:
-        # The network loads while the workers (if any) decode images: torch's import is the
-        # largest single cost of a run.
-        predictor = None
-        if todo:
-            predictor = _load_onnx_predictor(args.model) if backend == "onnx" else _load_predictor(args.model)
-        # The network reads each block of images as soon as the workers have prepared it, so
-        # it runs while they go on instead of after the last image.
-        readings_ok: list = []
-        block: list = []
-        for prep in prepared_iter:
-            block.append(prep)
-            if len(block) == _NET_BLOCK:
-                readings_ok += classify(block, todo[len(readings_ok):len(readings_ok) + len(block)],
-                                        predictor, top_k=args.top_k,
-                                        min_confidence=args.min_confidence)
-                block = []
-        if block:
-            readings_ok += classify(block, todo[len(readings_ok):], predictor, top_k=args.top_k,
-                                    min_confidence=args.min_confidence)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    predictor = None
+
+    def read_block(prepared: list[Any], paths: list[str]) -> list[Any]:
+        # The network loads on first use, after the workers (if any) have started: torch's
+        # import is the largest single cost of a run and overlaps with their decoding.
+        nonlocal predictor
+        if predictor is None:
+            predictor = _load_onnx_predictor(args.model) if backend == "onnx" \
+                else _load_predictor(args.model)
+        return classify(prepared, paths, predictor, top_k=args.top_k,
+                        min_confidence=args.min_confidence)
+
+    readings_ok = _read_all(todo, args.single, jobs, read_block) if todo else []
     by_path = iter(readings_ok)
     readings = [Reading(p, error=err) if err is not None else next(by_path) for p, err in inputs]
     labels = [label_from_name(r.source) if r.ok else None for r in readings] \

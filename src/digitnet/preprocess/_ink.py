@@ -57,6 +57,16 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return lo + (k + 1) * (hi - lo) / bins
 
 
+def _median(a: np.ndarray) -> float:
+    """Median of a (small) array: np.median's result, at a fifth of its call overhead."""
+    v = np.asarray(a).ravel()
+    n = v.size
+    if n % 2:
+        return float(np.partition(v, n // 2)[n // 2])
+    part = np.partition(v, (n // 2 - 1, n // 2))
+    return 0.5 * (float(part[n // 2 - 1]) + float(part[n // 2]))
+
+
 def _small(a: np.ndarray, side: int) -> np.ndarray:
     h, w = a.shape
     if max(h, w) <= side:
@@ -98,7 +108,7 @@ def _dark_ink(s: np.ndarray) -> bool:
     if h >= 3 and w >= 3:
         border = np.concatenate([s[0], s[-1], s[1:-1, 0], s[1:-1, -1]])
         spread = float(s.std())
-        cue = (float(np.median(s)) - float(np.median(border))) / spread if spread > 1e-6 else 0.0
+        cue = (_median(s) - _median(border)) / spread if spread > 1e-6 else 0.0
     else:
         cue = 0.0
     return skew + 2.0 * cue <= 0.0
@@ -155,8 +165,8 @@ def ink_layer(gray: np.ndarray) -> InkLayer:
     # Paper level and noise from a subsample (the statistics of 4k pixels are as good as
     # those of a megapixel, and a full median is the costliest step here).
     sample = f.ravel()[:: max(1, f.size // 4096)]
-    med = float(np.median(sample))
-    sig = 1.4826 * float(np.median(np.abs(sample - med))) + 1e-4
+    med = _median(sample)
+    sig = 1.4826 * _median(np.abs(sample - med)) + 1e-4
     empty = np.zeros_like(f, dtype=bool)
     if float(f.max()) - med < MIN_CONTRAST:
         return InkLayer(np.zeros_like(f), empty, dark, "blank image: no ink found")
@@ -165,7 +175,8 @@ def ink_layer(gray: np.ndarray) -> InkLayer:
     if not mask.any():
         return InkLayer(np.zeros_like(f), empty, dark, "blank image: no ink found")
     inkpx = f[mask]
-    core = float(np.percentile(inkpx[:: max(1, inkpx.size // 5000)], 90))
+    v = inkpx[:: max(1, inkpx.size // 5000)]
+    core = float(np.partition(v, int(0.9 * (v.size - 1)))[int(0.9 * (v.size - 1))])  # 90th pct
     contrast = core - med
     if contrast < MIN_CONTRAST or contrast < MIN_SNR * sig:
         return InkLayer(np.zeros_like(f), empty, dark,

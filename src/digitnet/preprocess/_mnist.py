@@ -38,7 +38,8 @@ def stroke_width(mask: np.ndarray) -> float:
         return 0.0
     # Boundary pixels: ink with a 4-neighbour outside the ink (a cross-shaped erosion, written
     # with slices: this runs for every digit and scipy's call overhead dominated it).
-    p = np.pad(m, 1)
+    p = np.zeros((m.shape[0] + 2, m.shape[1] + 2), bool)
+    p[1:-1, 1:-1] = m
     inner = m & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
     perim = area - int(np.count_nonzero(inner))
     return 2.0 * area / max(perim, 1)
@@ -113,11 +114,13 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray | None = None, *, normalize_strok
     h, w = ink.shape
     longest = max(h, w)
     width28 = stroke_width(m) * BOX / longest
-    # Intermediate resolution: the digit's longer side = 20 * _OVERSAMPLE pixels.
-    a = BOX * _OVERSAMPLE / longest
-    iw, ih = max(1, round(w * a)), max(1, round(h * a))
-    x = _resize(ink, iw, ih)
+    x = ink
     if normalize_stroke and m.any() and (width28 > _THICK or width28 < _THIN):
+        # Intermediate resolution for the width change: the longer side = 20 * _OVERSAMPLE px.
+        # (Strokes already in MNIST's range skip it and go straight to 20x20.)
+        a = BOX * _OVERSAMPLE / longest
+        iw, ih = max(1, round(w * a)), max(1, round(h * a))
+        x = _resize(ink, iw, ih)
         frac = _resize(m.astype(np.float32), iw, ih)
         # A stroke narrower than one intermediate pixel covers only that fraction of it: cut
         # at half the expected coverage so thin pen strokes are not lost.
