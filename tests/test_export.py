@@ -123,13 +123,13 @@ def _png(path: Path, img01: np.ndarray) -> Path:
     return path
 
 
-def test_predict_backend_onnx_never_imports_torch(bundled_onnx, digits, tmp_path, capsys):
-    x, y = digits
-    imgs = [str(_png(tmp_path / f"{i}_{int(y[i])}.png", x[i])) for i in range(8)]
+def _predict_in_fresh_process(args: list[str]) -> list[dict]:
+    """``digitnet predict ARGS --json --jobs 1`` in a new interpreter; its JSON rows, after
+    checking that it succeeded without importing torch."""
     code = (
         "import json, sys\n"
         "from digitnet.cli import main\n"
-        f"rc = main(['predict', *{imgs!r}, '--model', {str(bundled_onnx)!r}, '--single', '--json', '--jobs', '1'])\n"
+        f"rc = main(['predict', *{args!r}, '--json', '--jobs', '1'])\n"
         "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules}))\n"
     )
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -137,7 +137,14 @@ def test_predict_backend_onnx_never_imports_torch(bundled_onnx, digits, tmp_path
     assert p.returncode == 0, p.stderr[-2000:]
     lines = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
     assert lines[-1] == {"rc": 0, "torch": False}
-    onnx_texts = [r["text"] for r in lines[:-1]]
+    return lines[:-1]
+
+
+def test_predict_backend_onnx_never_imports_torch(bundled_onnx, digits, tmp_path, capsys):
+    x, y = digits
+    imgs = [str(_png(tmp_path / f"{i}_{int(y[i])}.png", x[i])) for i in range(8)]
+    rows = _predict_in_fresh_process([*imgs, "--model", str(bundled_onnx), "--single"])
+    onnx_texts = [r["text"] for r in rows]
     # Same images through the PyTorch backend: the same readings.
     assert main(["predict", *imgs, "--single", "--json", "--jobs", "1", "--backend", "torch"]) == 0
     torch_texts = [json.loads(ln)["text"] for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
@@ -179,14 +186,5 @@ def test_predict_default_backend(monkeypatch):
 def test_predict_default_never_imports_torch(digits, tmp_path):
     x, y = digits
     imgs = [str(_png(tmp_path / f"{i}_{int(y[i])}.png", x[i])) for i in range(4)]
-    code = (
-        "import json, sys\n"
-        "from digitnet.cli import main\n"
-        f"rc = main(['predict', *{imgs!r}, '--json', '--jobs', '1'])\n"
-        "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules}))\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
-    lines = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
-    assert lines[-1] == {"rc": 0, "torch": False}
-    assert [r["text"] for r in lines[:-1]] == [str(int(v)) for v in y[:4]]
+    rows = _predict_in_fresh_process(imgs)  # no --model, no --backend: the bundled ONNX twin
+    assert [r["text"] for r in rows] == [str(int(v)) for v in y[:4]]
