@@ -483,3 +483,43 @@ def test_fast_median_is_numpys(values):
 
     a = np.asarray(values, np.float32)
     assert _median(a) == pytest.approx(float(np.median(a)), rel=1e-6, abs=1e-6)
+
+
+def test_split_sources_make_the_crops_a_direct_cut_would(mnist_test, bundled):
+    # prepare() keeps split candidates as small windows and makes their crops only when the
+    # network needs them; reading with every candidate made up front must give the same result.
+    import pickle
+
+    from digitnet.preprocess import Prepared, classify
+
+    x, _ = mnist_test
+    images = []
+    for i in range(0, 24, 2):  # wide pairs: two digits overlapping by 4 columns of 28
+        a, b = tight(x[i]).astype(np.float32), tight(x[i + 1]).astype(np.float32)
+        h = max(a.shape[0], b.shape[0])
+        a, b = np.pad(a, ((0, h - a.shape[0]), (0, 0))), np.pad(b, ((0, h - b.shape[0]), (0, 0)))
+        canvas = np.zeros((h, a.shape[1] + b.shape[1] - 4), np.float32)
+        canvas[:, :a.shape[1]] = a
+        canvas[:, a.shape[1] - 4:] = np.maximum(canvas[:, a.shape[1] - 4:], b)
+        big = np.asarray(Image.fromarray(np.pad(canvas, 4) / 255.0, "F").resize(
+            ((canvas.shape[1] + 8) * 4, (canvas.shape[0] + 8) * 4), Image.BICUBIC), np.float32)
+        images.append((on_paper(np.clip((big - 0.45) * 6 + 0.5, 0, 1)) * 255).astype(np.uint8))
+    lazy = [pickle.loads(pickle.dumps(prepare(img))) for img in images]  # as from a worker
+    assert sum(len(p.split_sources) for p in lazy) >= 6, "test setup: pairs should offer cuts"
+    eager = []
+    for p in lazy:
+        made = [(i, src.crops()) for i, src in p.split_sources]
+        for i, pair in made:  # the halves tile the whole piece's box, in image pixels
+            if pair is None:
+                continue
+            (lx, ly, lw, lh), (rx, ry, rw, rh) = pair[0].box, pair[1].box
+            px, py, pw, ph = p.crops[i].box
+            assert abs(lx - px) <= 1 and abs(rx + rw - (px + pw)) <= 1 and lx + lw <= rx + 1
+            assert min(ly, ry) >= py - 1 and max(ly + lh, ry + rh) <= py + ph + 1
+        eager.append(Prepared(p.crops, p.message, p.size, p.joins,
+                              splits=tuple((i, *pair) for i, pair in made if pair is not None)))
+    names = [str(k) for k in range(len(images))]
+    for r_lazy, r_eager in zip(classify(lazy, names, bundled), classify(eager, names, bundled)):
+        assert r_lazy.text == r_eager.text
+        assert [(d.box, d.confidence) for d in r_lazy.digits] == \
+            [(d.box, d.confidence) for d in r_eager.digits]

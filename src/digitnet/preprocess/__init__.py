@@ -64,6 +64,8 @@ class Prepared:
     # Ways to read one piece as two touching digits: ``(i, left, right)``. ``classify`` takes a
     # split only when the network is clearly surer of it than of the whole piece.
     splits: tuple[tuple[int, DigitCrop, DigitCrop], ...] = ()
+    # The same, not yet made into crops (``prepare`` offers splits this way): ``(i, source)``.
+    split_sources: tuple[tuple[int, SplitSource], ...] = ()
 
     @property
     def image(self) -> np.ndarray | None:
@@ -111,7 +113,7 @@ def _locate(gray: np.ndarray, single: bool):
 
 def _analyse(gray: np.ndarray, single: bool, deskew_digits: bool, scale: float = 1.0,
              joins: list[tuple[int, int, DigitCrop]] | None = None,
-             splits: list[tuple[int, DigitCrop, DigitCrop]] | None = None
+             splits: list[tuple[int, SplitSource]] | None = None
              ) -> tuple[list[DigitCrop], str | None]:
     side = max(shape_of(gray))
     result = None
@@ -133,25 +135,67 @@ def _analyse(gray: np.ndarray, single: bool, deskew_digits: bool, scale: float =
     layer, lab, pieces, message = result
     if message:
         return [], message
-    crops = _crops(gray, layer, lab, [[p] for p in pieces], deskew_digits, scale)
+    crops = _crops(layer.ink, lab, [[p] for p in pieces], deskew_digits, scale)
     if not crops:
         return [], "no digit found"
     if not single and joins is not None and len(crops) == len(pieces) >= 2:
         for i, j in _join_candidates(pieces):
             # (Parts of a group that the width rule cut apart are offered too, with no extra
             # margin: that rule cuts wide 2s and 0s as readily as touching digits.)
-            joins.extend((i, j, c) for c in _crops(gray, layer, lab, [pieces[i:j]],
+            joins.extend((i, j, c) for c in _crops(layer.ink, lab, [pieces[i:j]],
                                                    deskew_digits, scale))
     if not single and splits is not None and len(crops) == len(pieces):
         widths = [p.x1 - p.x0 for p in pieces]
         for i, p in enumerate(pieces):
             others = widths[:i] + widths[i + 1:]
             typical = float(np.median(others)) if len(others) >= 2 else None
+            windows: dict = {}  # the cuts of one piece share its window (pickled once)
             for left, right in cut_candidates(p, lab, typical):
-                pair = _crops(gray, layer, lab, [[left], [right]], deskew_digits, scale)
-                if len(pair) == 2:
-                    splits.append((i, pair[0], pair[1]))
+                splits.append((i, SplitSource.cut(layer.ink, lab, left, right, deskew_digits,
+                                                  scale, windows)))
     return crops, None
+
+
+def _shifted(p: Piece, oy: int, ox: int) -> Piece:
+    return Piece(p.y0 - oy, p.y1 - oy, p.x0 - ox, p.x1 - ox, p.labels,
+                 cut=None if p.cut is None else (p.cut[0] - ox, p.cut[1] - ox))
+
+
+@dataclass(frozen=True)
+class SplitSource:
+    """One way to cut a piece into two touching digits, kept as the piece's window of ink and
+    labels: the two 28x28 crops are made only if the network needs them (``crops``), which for
+    most pieces it does not (see ``classify``). Small, and picklable for worker processes."""
+
+    ink: np.ndarray
+    lab: np.ndarray
+    origin: tuple[int, int]  # (y, x) of the window in the analysed image
+    left: Piece  # in window coordinates
+    right: Piece
+    deskew: bool
+    scale: float
+
+    @classmethod
+    def cut(cls, ink: np.ndarray, lab: np.ndarray, left: Piece, right: Piece, deskew: bool,
+            scale: float, windows: dict | None = None) -> SplitSource:
+        h, w = ink.shape
+        # The window _crops would read for either half: the pair's box plus one pixel.
+        y0, y1 = max(0, min(left.y0, right.y0) - 1), min(h, max(left.y1, right.y1) + 1)
+        x0, x1 = max(0, min(left.x0, right.x0) - 1), min(w, max(left.x1, right.x1) + 1)
+        key = (y0, y1, x0, x1)
+        if windows is None or key not in windows:
+            win = (ink[y0:y1, x0:x1].copy(), lab[y0:y1, x0:x1].copy())
+            if windows is not None:
+                windows[key] = win
+        else:
+            win = windows[key]
+        return cls(win[0], win[1], (y0, x0), _shifted(left, y0, x0), _shifted(right, y0, x0),
+                   deskew, scale)
+
+    def crops(self) -> tuple[DigitCrop, DigitCrop] | None:
+        pair = _crops(self.ink, self.lab, [[self.left], [self.right]], self.deskew, self.scale,
+                      self.origin)
+        return (pair[0], pair[1]) if len(pair) == 2 else None
 
 
 # Runs of up to _JOIN_MAX neighbouring pieces are offered to the network as one digit when the
@@ -219,11 +263,13 @@ def _dilate3(m: np.ndarray) -> np.ndarray:
     return out
 
 
-def _crops(gray, layer, lab, groups: list[list[Piece]], deskew_digits: bool,
-           scale: float) -> list[DigitCrop]:
-    """One crop per group of pieces (a group is read as one digit)."""
+def _crops(ink_full: np.ndarray, lab: np.ndarray, groups: list[list[Piece]], deskew_digits: bool,
+           scale: float, origin: tuple[int, int] = (0, 0)) -> list[DigitCrop]:
+    """One crop per group of pieces (a group is read as one digit). ``ink_full`` and ``lab``
+    may be a window of the analysed image whose top-left pixel is ``origin`` (y, x) there."""
     crops = []
-    h, w = gray.shape
+    h, w = ink_full.shape
+    oy, ox = origin
     for group in groups:
         py0, py1 = min(p.y0 for p in group), max(p.y1 for p in group)
         px0, px1 = min(p.x0 for p in group), max(p.x1 for p in group)
@@ -242,11 +288,11 @@ def _crops(gray, layer, lab, groups: list[list[Piece]], deskew_digits: bool,
                 pn &= ((xs >= p.cut[0]) & (xs < p.cut[1]))[None, :]
             m |= pm
             near |= pn
-        ink = layer.ink[y0:y1, x0:x1] * near
+        ink = ink_full[y0:y1, x0:x1] * near
         img = to_mnist(ink, m, deskew_digit=deskew_digits)
         if img is None:
             continue
-        box = (int(round(px0 * scale)), int(round(py0 * scale)),
+        box = (int(round((px0 + ox) * scale)), int(round((py0 + oy) * scale)),
                max(1, int(round((px1 - px0) * scale))), max(1, int(round((py1 - py0) * scale))))
         crops.append(DigitCrop(img, box))
     return crops
@@ -272,10 +318,10 @@ def prepare(src: ImageSource, *, single: bool = False, name: str | None = None,
     """
     gray, scale, size = decode(src, name=name, keep_8bit=True)
     joins: list[tuple[int, int, DigitCrop]] = []
-    splits: list[tuple[int, DigitCrop, DigitCrop]] = []
+    splits: list[tuple[int, SplitSource]] = []
     crops, message = _analyse(gray, single=single, deskew_digits=deskew_digits, scale=scale,
                               joins=joins, splits=splits)
-    return Prepared(tuple(crops), message, size, tuple(joins), tuple(splits))
+    return Prepared(tuple(crops), message, size, tuple(joins), split_sources=tuple(splits))
 
 
 class ProbaPredictor(Protocol):
@@ -391,13 +437,13 @@ def _best_reading(n: int, rows: np.ndarray, joins, join_rows: np.ndarray):
 _SPLIT_MARGIN = 0.2
 _SPLIT_EACH = 0.15
 _SPLIT_MIN = 0.8
-def _choose(p: Prepared, rows: np.ndarray, join_rows: np.ndarray, split_rows: np.ndarray):
+def _choose(p: Prepared, rows: np.ndarray, join_rows: np.ndarray, splits, split_rows: np.ndarray):
     """The digits to report: joins chosen by ``_best_reading``, then each piece still read on
-    its own replaced by its best two-digit split where the network is clearly surer of that.
-    Returns ``(crops, rows)``."""
+    its own replaced by its best two-digit split (of ``splits``, ``(i, left, right)``) where
+    the network is clearly surer of that. Returns ``(crops, rows)``."""
     crops = list(p.crops)
     split_best: dict[int, tuple[float, int, float]] = {}
-    for k, (i, _, _) in enumerate(p.splits):
+    for k, (i, _, _) in enumerate(splits):
         pa, pb = float(split_rows[2 * k].max()), float(split_rows[2 * k + 1].max())
         score = np.log(max(pa, 1e-9)) + np.log(max(pb, 1e-9)) + 2 * _DIGIT_BONUS
         if i not in split_best or score > split_best[i][0]:
@@ -412,7 +458,7 @@ def _choose(p: Prepared, rows: np.ndarray, join_rows: np.ndarray, split_rows: np
         whole = np.log(max(pw, 1e-9)) + _DIGIT_BONUS
         score, k, weakest = split_best.get(i, (-np.inf, -1, 0.0))
         if score > whole + _SPLIT_MARGIN and weakest >= max(_SPLIT_MIN, pw + _SPLIT_EACH):
-            out_c.extend(p.splits[k][1:])
+            out_c.extend(splits[k][1:])
             out_r.extend(split_rows[2 * k:2 * k + 2])
         else:
             out_c.append(crops[i])
@@ -432,18 +478,23 @@ def classify(prepared: Sequence[Prepared | str], labels: Sequence[str],
     probs = _predict(predictor, inputs, batch_size)
     # Splits second, and only where one can win: ``_choose`` takes a split only when each half
     # is read at least _SPLIT_EACH surer than the whole, impossible once the whole is read
-    # above 1 - _SPLIT_EACH (most digits). The others get zero rows, which never win either.
-    at, wanted, split_inputs = 0, [], []
+    # above 1 - _SPLIT_EACH (most digits). Those splits are left out (their crops are not even
+    # made, for ``split_sources``): they could never be chosen.
+    at, offered, split_inputs = 0, [], []
     for p in ok:
         rows = probs[at:at + len(p.crops)]
         at += len(p.crops) + len(p.joins)
-        need = [float(rows[i].max()) <= 1.0 - _SPLIT_EACH for i, _, _ in p.splits]
-        wanted.append(need)
-        split_inputs.extend(np.stack([a.image, b.image])
-                            for (_, a, b), n in zip(p.splits, need) if n)
-    split_probs = iter(_predict(predictor, split_inputs, batch_size))
+        unsure = {i for i in range(len(p.crops)) if float(rows[i].max()) <= 1.0 - _SPLIT_EACH}
+        cands = [sp for sp in p.splits if sp[0] in unsure]
+        for i, source in p.split_sources:
+            pair = source.crops() if i in unsure else None
+            if pair is not None:
+                cands.append((i, *pair))
+        offered.append(cands)
+        split_inputs.extend(np.stack([a.image, b.image]) for _, a, b in cands)
+    split_probs = _predict(predictor, split_inputs, batch_size)
     k = max(1, min(10, top_k))
-    out, at, n_ok = [], 0, 0
+    out, at, n_ok, at_split = [], 0, 0, 0
     for p, label in zip(prepared, labels):
         if isinstance(p, str):
             out.append(Reading(label, error=p))
@@ -456,13 +507,11 @@ def classify(prepared: Sequence[Prepared | str], labels: Sequence[str],
         at += len(crops)
         join_rows = probs[at:at + len(p.joins)]
         at += len(p.joins)
-        split_rows = np.zeros((2 * len(p.splits), 10), np.float32)
-        for j, n in enumerate(wanted[n_ok]):
-            if n:
-                split_rows[2 * j] = next(split_probs)
-                split_rows[2 * j + 1] = next(split_probs)
+        cands = offered[n_ok]
         n_ok += 1
-        crops, rows = _choose(p, rows, join_rows, split_rows)
+        split_rows = split_probs[at_split:at_split + 2 * len(cands)]
+        at_split += 2 * len(cands)
+        crops, rows = _choose(p, rows, join_rows, cands, split_rows)
         digits = []
         for crop, row in zip(crops, rows):
             order = np.argsort(-row, kind="stable")[:k]
