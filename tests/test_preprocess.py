@@ -523,3 +523,29 @@ def test_split_sources_make_the_crops_a_direct_cut_would(mnist_test, bundled):
         assert r_lazy.text == r_eager.text
         assert [(d.box, d.confidence) for d in r_lazy.digits] == \
             [(d.box, d.confidence) for d in r_eager.digits]
+
+
+def test_path_cut_separates_two_touching_strokes_not_one():
+    from digitnet.preprocess._segment import Piece, path_cut
+
+    lab = np.zeros((40, 24), np.int32)
+    lab[2:38, 3:8] = 1  # a stroke
+    lab[2:38, 14:19] = 1  # a second one
+    lab[20:22, 8:14] = 1  # touching through a thin bridge
+    piece = Piece(2, 38, 3, 19, [1])
+    left, right = path_cut(piece, lab)
+    assert left.x0 == 3 and left.x1 <= 14 and right.x0 >= 8 and right.x1 == 19
+    assert left.cut_mask(2, 38, 3, 19)[:, :5].all() and not right.cut_mask(2, 38, 3, 19)[:, :5].any()
+    one = np.zeros((40, 24), np.int32)
+    one[2:38, 8:14] = 1  # a single stroke: every path crosses all of it
+    assert path_cut(Piece(2, 38, 8, 14, [1]), one) is None
+
+
+def test_touching_ones_read_as_two(mnist_test, bundled):
+    # MNIST test 1s side by side, sharing 1-2 columns of 28: one piece of ink, too narrow for
+    # a column cut. The least-ink path separates them; before it, all 7 read as one digit.
+    x, _ = mnist_test
+    pairs = [(39, 40, 1), (46, 57, 2), (107, 135, 1), (168, 176, 1), (189, 190, 2),
+             (228, 239, 1), (251, 265, 1)]
+    texts = [_read(touching(x[i], x[j], ov), bundled) for i, j, ov in pairs]
+    assert sum(t == "11" for t in texts) >= 5, texts

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["Piece", "find_pieces", "cut_candidates", "MIN_DIGIT_PX"]
+__all__ = ["Piece", "find_pieces", "cut_candidates", "path_candidate", "path_cut", "MIN_DIGIT_PX"]
 
 # A digit needs at least this many pixels of height at the analysis resolution; below that the
 # 20x20 box would be filled by upscaled blur (and marks this small are dots or specks).
@@ -46,8 +46,24 @@ class Piece:
     x0: int
     x1: int
     labels: list[int]  # component labels (of the label image) that belong to this digit
-    cut: tuple[int, int] | None = None  # column range kept when a group was split
+    cut: tuple[float, float] | None = None  # column range kept when a group was split
     body: tuple[int, int] | None = None  # columns of the digit-height pieces (no bars/hooks)
+    # A cut along a path rather than a column: ``cut`` then bounds x - offset(y), the offsets
+    # given per row from a first row: ``shift = (row0, offsets)`` (touching slanted strokes).
+    shift: tuple[int, tuple[float, ...]] | None = None
+
+    def cut_mask(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray | None:
+        """Which pixels of the window [y0:y1, x0:x1] lie within this piece's cut (None: no cut)."""
+        if self.cut is None:
+            return None
+        u = np.arange(x0, x1, dtype=np.float64)[None, :]
+        if self.shift is not None:
+            row0, offsets = self.shift
+            rows = np.clip(np.arange(y0, y1) - row0, 0, len(offsets) - 1)
+            u = u - np.asarray(offsets, np.float64)[rows][:, None]
+        else:
+            u = np.broadcast_to(u, (y1 - y0, x1 - x0))
+        return (u >= self.cut[0]) & (u < self.cut[1])
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -247,6 +263,15 @@ def find_pieces(mask: np.ndarray, *,
 # single digit (a 7, a 5) with high confidence, so offering those cuts misreads more single
 # digits than it rescues touching pairs; two touching 1s stay a known limit.
 _CUT_MIN_ASPECT = 0.9
+# Narrower pieces (down to _NARROW_MIN_ASPECT as wide as tall: two touching 1s, a 1 beside a
+# 7) get one candidate cut along the top-to-bottom path that crosses the least ink
+# (``path_cut``), when that is at most _PATH_INK stroke widths; each sideways step costs
+# _PATH_STEP pixels of ink, so straight paths win ties. Only pieces the network reads with
+# little confidence ever get this far (see ``classify``).
+_NARROW_MIN_ASPECT = 0.2
+_PATH_INK = 3.0
+_PATH_STEP = 0.05
+_PATH_ROWS = 48
 _CUT_WIDER = 1.4
 _CUT_MAX = 3
 
@@ -261,8 +286,7 @@ def cut_candidates(piece: Piece, lab: np.ndarray,
         return []
     region = np.isin(lab[piece.y0:piece.y1, piece.x0:piece.x1], piece.labels)
     if piece.cut is not None:
-        xs = np.arange(piece.x0, piece.x1)
-        region &= ((xs >= piece.cut[0]) & (xs < piece.cut[1]))[None, :]
+        region &= piece.cut_mask(piece.y0, piece.y1, piece.x0, piece.x1)
     cols = ndi.uniform_filter1d(region.sum(axis=0).astype(np.float64), size=3, mode="nearest")
     # Cuts where the least ink crosses, in the middle 40% (each digit keeps at least 30% of the
     # width): the thinnest column overall, and the thinnest in each half of that window, so an
@@ -291,3 +315,80 @@ def cut_candidates(piece: Piece, lab: np.ndarray,
         if len(halves) == 2 and min(q.y1 - q.y0 for q in halves) >= 0.4 * h:
             out.append((halves[0], halves[1]))
     return out
+
+
+def path_candidate(piece: Piece) -> bool:
+    """Is ``piece`` narrow but wide enough to be two touching slim digits ("11", "17")?"""
+    w, h = piece.x1 - piece.x0, piece.y1 - piece.y0
+    return piece.cut is None and w >= 6 and _NARROW_MIN_ASPECT * h <= w < _CUT_MIN_ASPECT * h
+
+
+def path_cut(piece: Piece, lab: np.ndarray) -> tuple[Piece, Piece] | None:
+    """Cut a narrow piece along the top-to-bottom path that crosses the least ink (one step
+    down per row, at most one column sideways), or None when every such path crosses more
+    than _PATH_INK stroke widths of ink (one stroke, not two touching ones)."""
+    full = np.isin(lab[piece.y0:piece.y1, piece.x0:piece.x1], piece.labels)
+    # The search runs on at most _PATH_ROWS rows (blocks of f x f pixels, ink if any pixel is):
+    # enough to find the gap between two strokes, and a cost that does not grow with the image.
+    f = max(1, int(np.ceil(full.shape[0] / _PATH_ROWS)))
+    if f > 1:
+        ph, pw = -full.shape[0] % f, -full.shape[1] % f
+        padded = np.pad(full, ((0, ph), (0, pw)))
+        region = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).any(axis=(1, 3))
+    else:
+        region = full
+    h, w = region.shape
+    lo, hi = max(1, int(0.15 * w)), min(w - 1, int(np.ceil(0.85 * w)))
+    if hi - lo < 1 or h < 8:
+        return None
+    cost = region.astype(np.float64)
+    inf = np.inf
+    acc = cost[0].copy()
+    acc[:lo] = inf
+    acc[hi:] = inf
+    back = np.zeros((h, w), np.int8)
+    cols = np.arange(w)
+    for y in range(1, h):
+        came = np.full((3, w), inf)
+        came[0, 1:] = acc[:-1] + _PATH_STEP  # from the column to the left
+        came[1] = acc
+        came[2, :-1] = acc[1:] + _PATH_STEP  # from the column to the right
+        k = came.argmin(axis=0)
+        acc = came[k, cols] + cost[y]
+        acc[:lo] = inf
+        acc[hi:] = inf
+        back[y] = k.astype(np.int8) - 1
+    x = int(np.argmin(acc))
+    crossed = float(np.count_nonzero(region[h - 1, x]))
+    xs = np.empty(h, np.int64)
+    xs[h - 1] = x
+    for y in range(h - 1, 0, -1):
+        xs[y - 1] = xs[y] + back[y, xs[y]]
+        crossed += float(region[y - 1, xs[y - 1]])
+    area = int(region.sum())
+    inner = region.copy()
+    inner[1:-1, 1:-1] = (region[1:-1, 1:-1] & region[:-2, 1:-1] & region[2:, 1:-1]
+                         & region[1:-1, :-2] & region[1:-1, 2:])
+    width = 2.0 * area / max(area - int(inner[1:-1, 1:-1].sum()), 1)
+    if crossed > _PATH_INK * width:
+        return None
+    # Back to full resolution: each block row's cut column, at the middle of its block.
+    xs = np.repeat(xs * f + f // 2, f)[:full.shape[0]]
+    region = full
+    h, w = region.shape
+    area = int(region.sum())
+    left = region & (np.arange(w)[None, :] < xs[:, None])
+    right = region & ~left
+    halves = []
+    shift = (piece.y0, tuple(float(v + piece.x0) for v in xs))
+    for part, bounds in ((left, (-np.inf, 0.0)), (right, (0.0, np.inf))):
+        if part.sum() < 0.15 * area:
+            return None
+        rows = np.flatnonzero(part.any(axis=1))
+        cs = np.flatnonzero(part.any(axis=0))
+        if rows[-1] + 1 - rows[0] < 0.4 * h:
+            return None
+        halves.append(Piece(piece.y0 + int(rows[0]), piece.y0 + int(rows[-1]) + 1,
+                            piece.x0 + int(cs[0]), piece.x0 + int(cs[-1]) + 1,
+                            piece.labels, cut=bounds, shift=shift))
+    return halves[0], halves[1]
