@@ -172,6 +172,19 @@ def test_bundled_onnx_is_the_bundled_weights(digits):
     np.testing.assert_allclose(onnx_pred.predict_proba(x), Predictor.load(None).predict_proba(x), atol=1e-5)
 
 
+def test_exported_onnx_carries_no_debug_metadata(bundled_onnx):
+    # The exporter annotates every node with a Python stack trace (file paths of the machine
+    # that exported it); neither a fresh export nor the shipped file keeps any of it.
+    import onnx
+
+    from digitnet.inference import bundled_onnx_path
+
+    for path in (bundled_onnx, bundled_onnx_path()):
+        proto = onnx.load(str(path))
+        assert not any(len(n.metadata_props) for n in proto.graph.node), path
+        assert b"stack_trace" not in Path(path).read_bytes()
+
+
 def test_predict_default_backend(monkeypatch):
     from digitnet.commands.predict import _backend
 

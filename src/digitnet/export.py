@@ -107,7 +107,24 @@ def _onnx_proto(model, opset: int):
         prog = torch.onnx.export(model, (example,), None, dynamo=True, input_names=["input"],
                                  output_names=["logits"], opset_version=opset,
                                  dynamic_shapes=({0: batch},), verbose=False)
-    return prog.model_proto
+    proto = prog.model_proto
+    _strip_debug_metadata(proto)
+    return proto
+
+
+def _strip_debug_metadata(proto) -> None:
+    """Drop the exporter's per-node metadata (Python stack traces with the exporting machine's
+    file paths, module names): the model does not need it and should not carry it."""
+    graphs = [proto.graph] + [f for f in proto.functions]
+    for g in graphs:
+        for node in g.node:
+            del node.metadata_props[:]
+    g = proto.graph
+    for coll in (g.input, g.output, g.value_info, g.initializer):
+        for item in coll:
+            if hasattr(item, "metadata_props"):
+                del item.metadata_props[:]
+    del g.metadata_props[:]
 
 
 def export_model(model, meta: dict[str, Any], fmt: str, out: str | os.PathLike[str],
