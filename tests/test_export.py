@@ -196,6 +196,19 @@ def test_predict_default_backend(monkeypatch):
     assert _backend(None, None) == "torch"
 
 
+def test_default_onnx_that_cannot_import_falls_back_to_torch(monkeypatch):
+    from digitnet.commands import predict as predict_cmd
+
+    def broken(model):
+        raise UsageError("ONNX inference needs onnxruntime")
+
+    monkeypatch.setattr(predict_cmd, "_load_onnx_predictor", broken)
+    monkeypatch.setattr(predict_cmd, "_load_predictor", lambda model: "torch predictor")
+    assert predict_cmd._load_network(None, "onnx", chosen=True) == "torch predictor"
+    with pytest.raises(UsageError):  # asked for with --backend onnx: say so, no silent switch
+        predict_cmd._load_network(None, "onnx", chosen=False)
+
+
 def test_predict_default_never_imports_torch(digits, tmp_path):
     x, y = digits
     imgs = [str(_png(tmp_path / f"{i}_{int(y[i])}.png", x[i])) for i in range(4)]

@@ -192,13 +192,11 @@ def _read_all(paths: list[str], single: bool, jobs: int, read_block) -> list[Any
 
 
 def _onnx_runtime_available() -> bool:
-    # A real import (it is needed next anyway): an installed but broken onnxruntime (a wheel
-    # for another CPU or Python) then falls back to torch instead of failing the command.
-    try:
-        import onnxruntime  # noqa: F401
-    except Exception:  # noqa: BLE001
-        return False
-    return True
+    # Only whether it is installed: importing it (0.2 s) waits until the workers have started
+    # (see run); an installed one that cannot be imported falls back to torch there.
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def _backend(model: str | None, backend: str | None) -> str:
@@ -241,6 +239,20 @@ def _load_onnx_predictor(model: str | None):
                                   "installation; use --backend torch")
     # One thread, as for torch below: batches are small, and worker processes use the cores.
     return OnnxPredictor.load(model, threads=1)
+
+
+def _load_network(model: str | None, backend: str, chosen: bool):
+    """The predictor for ``backend``; when ONNX Runtime was ``chosen`` by default (not asked
+    for) but cannot be imported (a wheel for another CPU or Python), PyTorch instead."""
+    from ..errors import UsageError
+
+    if backend == "onnx":
+        try:
+            return _load_onnx_predictor(model)
+        except UsageError:
+            if not chosen:
+                raise
+    return _load_predictor(model)
 
 
 def _load_predictor(model: str | None):
@@ -347,14 +359,14 @@ def run(args: argparse.Namespace) -> int:
 
         raise UsageError("--jobs must be at least 1")
     predictor = None
+    by_default = args.model is None and getattr(args, "backend", None) is None
 
     def read_block(prepared: list[Any], paths: list[str]) -> list[Any]:
         # The network loads on first use, after the workers (if any) have started: torch's
         # import is the largest single cost of a run and overlaps with their decoding.
         nonlocal predictor
         if predictor is None:
-            predictor = _load_onnx_predictor(args.model) if backend == "onnx" \
-                else _load_predictor(args.model)
+            predictor = _load_network(args.model, backend, chosen=by_default)
         return classify(prepared, paths, predictor, top_k=args.top_k,
                         min_confidence=args.min_confidence)
 
