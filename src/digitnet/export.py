@@ -256,11 +256,7 @@ class OnnxPredictor(ModelInfo):
         return self.session.run(None, {self._in: np.ascontiguousarray(x, np.float32)})[0]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        arr = np.asarray(x, dtype=np.float32)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3 or arr.shape[1:] != (28, 28):
-            raise ValueError(f"expected images of shape (N, 28, 28), got {arr.shape}")
+        arr = self.images(x)
         if arr.shape[0] == 0:
             return np.zeros((0, 10), np.float32)
         z = self.logits(self.normalise(arr)[:, None]).astype(np.float64)

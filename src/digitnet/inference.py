@@ -43,6 +43,16 @@ class ModelInfo:
     def name(self) -> str:
         return str(self.meta.get("model", "?"))
 
+    @staticmethod
+    def images(x: np.ndarray) -> np.ndarray:
+        """``x`` as float32 ``(N, 28, 28)`` (one ``(28, 28)`` image is N = 1); ValueError else."""
+        arr = np.asarray(x, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3 or arr.shape[1:] != (28, 28):
+            raise ValueError(f"expected images of shape (N, 28, 28), got {arr.shape}")
+        return arr
+
     @property
     def test_accuracy(self) -> float | None:
         v = (self.meta.get("metrics") or {}).get("test_accuracy")
@@ -76,11 +86,7 @@ class Predictor(ModelInfo):
 
         from .data.tensors import to_model_input
 
-        arr = np.asarray(x, dtype=np.float32)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3 or arr.shape[1:] != (28, 28):
-            raise ValueError(f"expected images of shape (N, 28, 28), got {arr.shape}")
+        arr = self.images(x)
         if arr.shape[0] == 0:
             return np.zeros((0, 10), np.float32)
         with torch.inference_mode():
