@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._mnist import stroke_width
+
 __all__ = ["Piece", "find_pieces", "cut_candidates", "path_candidate", "path_cut", "MIN_DIGIT_PX"]
 
 # A digit needs at least this many pixels of height at the analysis resolution; below that the
@@ -365,12 +367,7 @@ def path_cut(piece: Piece, lab: np.ndarray) -> tuple[Piece, Piece] | None:
     for y in range(h - 1, 0, -1):
         xs[y - 1] = xs[y] + back[y, xs[y]]
         crossed += float(region[y - 1, xs[y - 1]])
-    area = int(region.sum())
-    inner = region.copy()
-    inner[1:-1, 1:-1] = (region[1:-1, 1:-1] & region[:-2, 1:-1] & region[2:, 1:-1]
-                         & region[1:-1, :-2] & region[1:-1, 2:])
-    width = 2.0 * area / max(area - int(inner[1:-1, 1:-1].sum()), 1)
-    if crossed > _PATH_INK * width:
+    if crossed > _PATH_INK * stroke_width(region):
         return None
     # Back to full resolution: each block row's cut column, at the middle of its block.
     xs = np.repeat(xs * f + f // 2, f)[:full.shape[0]]
