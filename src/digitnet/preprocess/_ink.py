@@ -13,6 +13,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
+from ._load import resize_box
+
 __all__ = ["InkLayer", "ink_layer", "ink_mask", "otsu_threshold"]
 
 # Ink must stand out from the paper by at least this much (fraction of full scale, ~10 grey
@@ -72,8 +74,7 @@ def _small(a: np.ndarray, side: int) -> np.ndarray:
     if max(h, w) <= side:
         return a
     f = side / max(h, w)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    return np.asarray(Image.fromarray(a, "F").resize(size, Image.BOX), dtype=np.float32)
+    return resize_box(a, max(1, round(w * f)), max(1, round(h * f)))
 
 
 def _upsample(small: np.ndarray, w: int, h: int) -> np.ndarray:
