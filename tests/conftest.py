@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -20,7 +21,11 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "mnist"
 def _data_dir() -> Path | None:
     env = os.environ.get("DIGITNET_DATA")
     p = Path(env) if env else DEFAULT_DATA
-    return p if (p / "t10k-images-idx3-ubyte.gz").exists() or (p / "t10k-images-idx3-ubyte").exists() else None
+    return (
+        p
+        if (p / "t10k-images-idx3-ubyte.gz").exists() or (p / "t10k-images-idx3-ubyte").exists()
+        else None
+    )
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +35,62 @@ def mnist_dir() -> Path:
     if d is None:
         pytest.skip("MNIST files not found: set DIGITNET_DATA")
     return d
+
+
+def _glyph_font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable font
+    except (TypeError, OSError):  # pragma: no cover - very old Pillow or no FreeType
+        return ImageFont.load_default()
+
+
+def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` MNIST-like 28x28 uint8 digits (white on black) with labels, drawn from a font.
+
+    Each digit gets its own size, stroke width, shift and rotation, plus pixel noise, so a small
+    network learns them in an epoch or two but not perfectly at once: enough for tests of the
+    engine, checkpoints and reading that must run where the real MNIST files are absent.
+    """
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    images = np.zeros((n, 28, 28), np.uint8)
+    fonts = {s: _glyph_font(s) for s in (18, 20, 22)}
+    for i, d in enumerate(labels):
+        im = Image.new("L", (28, 28), 0)
+        draw = ImageDraw.Draw(im)
+        size = int(rng.choice(list(fonts)))
+        xy = (14 + rng.uniform(-2, 2), 14 + rng.uniform(-2, 2))
+        draw.text(
+            xy,
+            str(int(d)),
+            fill=255,
+            font=fonts[size],
+            anchor="mm",
+            stroke_width=int(rng.integers(0, 2)),
+            stroke_fill=255,
+        )
+        im = im.rotate(float(rng.uniform(-12, 12)), resample=Image.BILINEAR)
+        a = np.asarray(im, np.float32) + rng.normal(0, 12, (28, 28))
+        images[i] = np.clip(a, 0, 255).astype(np.uint8)
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of small synthetic MNIST IDX files (1,200 training, 300 test digits).
+
+    Always available, so tests of mechanics (training loop, resume, checkpoints, reading) never
+    skip for want of the real data; accuracy claims are tested on the real files (``mnist_dir``).
+    """
+    from digitnet.data.idx import write_idx
+
+    folder = tmp_path_factory.mktemp("tiny-mnist")
+    for split, n, seed in (("train", 1200, 0), ("t10k", 300, 1)):
+        x, y = synthetic_digits(n, seed)
+        write_idx(folder / f"{split}-images-idx3-ubyte", x)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", y)
+    return folder
