@@ -1,8 +1,12 @@
-"""Crash-safe file writing shared by every writer in the package.
+"""Crash-safe file writing, and safe opening of user files, shared by the whole package.
 
 Everything digitnet writes (checkpoints, downloads, reports, CSV) goes to a temporary file in the
 destination folder, is flushed and fsync'ed, then renamed over the target: a crash or ``kill -9``
 mid-write leaves either the old file or the new one, never half of one.
+
+Everything digitnet reads from the user (checkpoints, config files, images, experiment files)
+goes through ``read_user_file``: it refuses what is not a regular file (a FIFO would block the
+read forever, a device would never end) and checks the size before a byte is read into memory.
 """
 
 from __future__ import annotations
@@ -11,14 +15,163 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import OutputError
+from .errors import DigitnetError, OutputError
 
-__all__ = ["atomic_write", "write_text", "write_bytes", "write_json", "ensure_dir"]
+__all__ = [
+    "atomic_write",
+    "check_user_file",
+    "ensure_dir",
+    "read_user_file",
+    "read_user_text",
+    "write_bytes",
+    "write_json",
+    "write_text",
+]
+
+_KINDS = [
+    (stat.S_ISDIR, "is a folder, not a file"),
+    (stat.S_ISFIFO, "is a FIFO (named pipe), not a file"),
+    (stat.S_ISCHR, "is a character device, not a file"),
+    (stat.S_ISBLK, "is a block device, not a file"),
+    (stat.S_ISSOCK, "is a socket, not a file"),
+]
+
+
+def _a(what: str) -> str:
+    return f"an {what}" if what[:1] in "aeiou" else f"a {what}"
+
+
+def _human(n: int) -> str:
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.1f} GiB"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.1f} MiB"
+    return f"{n:,} bytes"
+
+
+def _not_regular(mode: int) -> str | None:
+    for test, what in _KINDS:
+        if test(mode):
+            return what
+    return None if stat.S_ISREG(mode) else "is not a regular file"
+
+
+def check_user_file(
+    path: str | os.PathLike[str],
+    *,
+    error: type[DigitnetError],
+    max_bytes: int,
+    what: str = "file",
+    label: str | None = None,
+    allow_empty: bool = False,
+) -> int:
+    """Check that ``path`` is a readable regular file of at most ``max_bytes``; return its size.
+
+    Raises ``error`` with one line naming the file: ``no such file``, ``is a FIFO (named pipe),
+    not a file``, ``empty file (0 bytes)``, ``3.0 GiB is too large for a checkpoint (limit ...)``.
+    Nothing is opened (``stat`` follows symlinks), so a FIFO cannot block here.
+    """
+    name = label if label is not None else os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{name}: no such file") from None
+    except NotADirectoryError:
+        raise error(f"{name}: no such file (a part of the path is not a folder)") from None
+    except OSError as exc:
+        raise error(f"{name}: cannot read: {exc.strerror or exc}") from None
+    kind = _not_regular(st.st_mode)
+    if kind is not None:
+        if kind.startswith("is a folder"):
+            kind = f"is a folder, not {_a(what)}"
+        raise error(f"{name}: {kind}")
+    if st.st_size == 0 and not allow_empty:
+        raise error(f"{name}: empty file (0 bytes)")
+    if st.st_size > max_bytes:
+        raise error(
+            f"{name}: {_human(st.st_size)} is too large for {_a(what)} (limit {_human(max_bytes)})"
+        )
+    return int(st.st_size)
+
+
+def read_user_file(
+    path: str | os.PathLike[str],
+    *,
+    error: type[DigitnetError],
+    max_bytes: int,
+    what: str = "file",
+    label: str | None = None,
+    allow_empty: bool = False,
+) -> bytes:
+    """The bytes of a user's file, after ``check_user_file``'s checks; never more than
+    ``max_bytes`` are read (a file that grows while it is read is refused, not followed).
+
+    The file is opened with ``O_NONBLOCK`` and checked again through its descriptor, so a path
+    swapped for a FIFO between the check and the open still cannot block.
+    """
+    name = label if label is not None else os.fspath(path)
+    check_user_file(
+        path, error=error, max_bytes=max_bytes, what=what, label=name, allow_empty=allow_empty
+    )
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        what_ = (
+            "permission denied"
+            if exc.errno in (errno.EACCES, errno.EPERM)
+            else (exc.strerror or str(exc))
+        )
+        raise error(f"{name}: cannot read: {what_}") from None
+    try:
+        st = os.fstat(fd)
+        kind = _not_regular(st.st_mode)
+        if kind is not None:
+            raise error(f"{name}: {kind}")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise error(f"{name}: more than {_human(max_bytes)}, too large for {_a(what)}")
+    except OSError as exc:
+        raise error(f"{name}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if not data and not allow_empty:
+        raise error(f"{name}: empty file (0 bytes)")
+    return data
+
+
+def read_user_text(
+    path: str | os.PathLike[str],
+    *,
+    error: type[DigitnetError],
+    max_bytes: int = 16 << 20,
+    what: str = "file",
+    label: str | None = None,
+) -> str:
+    """A user's UTF-8 text file (config, experiment plan): ``read_user_file`` + a decoding
+    error that names the file and the byte offset instead of a ``UnicodeDecodeError``."""
+    name = label if label is not None else os.fspath(path)
+    data = read_user_file(path, error=error, max_bytes=max_bytes, what=what, label=name)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"{name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
 
 
 def _explain(path: Path, exc: OSError) -> OutputError:
@@ -65,7 +218,9 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})) as fh:
+        with os.fdopen(
+            fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})
+        ) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
-from .errors import DigitnetError
+from .errors import DigitnetError, one_line
 
-__all__ = ["main_parser", "main", "entrypoint"]
+__all__ = ["entrypoint", "main", "main_parser"]
 
 # The order sub-commands appear in ``--help``; modules not listed here come after, sorted.
 _ORDER = ["train", "evaluate", "predict", "models", "data", "gui", "experiment", "bench", "export"]
@@ -52,8 +52,12 @@ def main_parser() -> argparse.ArgumentParser:
     sub.required = True
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show full tracebacks instead of one-line errors")
+        p.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show full tracebacks instead of one-line errors",
+        )
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -72,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DigitnetError as exc:
         if debug:
             raise
-        print(f"digitnet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"digitnet {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"digitnet {args.command}: interrupted", file=sys.stderr)

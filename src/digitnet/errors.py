@@ -8,13 +8,14 @@ exits with ``exit_code``; anything else is a bug and keeps its traceback (shown 
 from __future__ import annotations
 
 __all__ = [
-    "DigitnetError",
-    "UsageError",
-    "DataError",
-    "ImageError",
     "CheckpointError",
+    "DataError",
+    "DigitnetError",
     "DownloadError",
+    "ImageError",
     "OutputError",
+    "UsageError",
+    "one_line",
 ]
 
 
@@ -50,3 +51,24 @@ class OutputError(DigitnetError):
     """An output location cannot be written (permissions, full disk, ...)."""
 
     exit_code = 1
+
+
+def one_line(text: object) -> str:
+    """``text`` with newlines and other control characters escaped, so it prints as one line.
+
+    File names may hold any byte but ``/`` and NUL; a name with a newline must not split an
+    error message over two lines (scripts read the first line of stderr).
+    """
+    s = str(text)
+    if s.isprintable():
+        return s
+    out = []
+    for ch in s:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif ch in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
