@@ -16,7 +16,28 @@ from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["register_model", "create_model", "list_models", "model_info", "model_summary"]
+__all__ = [
+    "MAX_PARAMS",
+    "check_model_args",
+    "create_model",
+    "estimate_params",
+    "list_models",
+    "model_info",
+    "model_summary",
+    "register_model",
+]
+
+# Limits on architecture arguments, applied before anything is built. A checkpoint or config
+# file is user input: ``widths [8000, 8000, 1]`` would allocate gigabytes and ``depths [10**7]``
+# would take hours to build. The registered models use widths up to 512, a few layers per stage
+# and 29 thousand to 1.2 million parameters; these limits leave two orders of magnitude above.
+MAX_PARAMS = (
+    50_000_000  # 200 MB of float32 weights (train keeps ~3 copies: weights, grads, momentum)
+)
+MAX_WIDTH = 16_384  # any single size argument (channels, units, classes)
+MAX_COUNT = 64  # layers or blocks in one stage (fields named in _COUNT_FIELDS)
+MAX_LIST = 16  # entries in a list argument (stages, hidden layers)
+_COUNT_FIELDS = {"depths", "blocks"}
 
 # Filled as models/__init__.py imports each family file (Python always imports the package
 # before this module, so the registry is complete whenever it is used).
@@ -43,14 +64,108 @@ def list_models() -> list[str]:
     return names
 
 
-def create_model(name: str, **args: Any):
-    """Build model ``name`` with architecture ``args`` (fields of its config dataclass)."""
+def _default_config(name: str) -> Any:
+    import torch
+
+    with torch.device("meta"):  # no memory, no initialisation cost
+        return _BUILDERS[name]().config
+
+
+def _kind(v: Any) -> str:
+    return "a boolean" if isinstance(v, bool) else f"{type(v).__name__} {v!r}"[:60]
+
+
+def check_model_args(name: str, args: Any) -> None:
+    """Check ``args`` for model ``name`` against its config dataclass, without building it.
+
+    Keys must be fields of the dataclass and values of the field's type (ints, finite floats,
+    strings, lists of ints), sizes within ``MAX_WIDTH``/``MAX_COUNT``/``MAX_LIST``. Raises
+    ``UsageError`` with one line naming the argument.
+    """
+    import math
+
     if name not in _BUILDERS:
         raise UsageError(f"unknown model {name!r}; choose from: {', '.join(list_models())}")
+    if not isinstance(args, dict):
+        raise UsageError(
+            f"model {name!r}: architecture arguments must be a mapping, not {_kind(args)}"
+        )
+    defaults = {
+        f.name: getattr(_default_config(name), f.name)
+        for f in dataclasses.fields(_default_config(name))
+    }
+    for key, value in args.items():
+        if key not in defaults:
+            raise UsageError(
+                f"model {name!r}: bad architecture arguments: unknown argument {str(key)[:40]!r};"
+                f" it takes: {', '.join(defaults) or 'none'}"
+            )
+        ref = defaults[key]
+        where = f"model {name!r}: {key}"
+        if isinstance(ref, bool):
+            if not isinstance(value, bool):
+                raise UsageError(f"{where} must be true or false, not {_kind(value)}")
+        elif isinstance(ref, int):
+            _check_int(
+                where,
+                value,
+                2 if key == "num_classes" else 1,
+                MAX_COUNT if key in _COUNT_FIELDS else MAX_WIDTH,
+            )
+        elif isinstance(ref, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UsageError(f"{where} must be a number, not {_kind(value)}")
+            if not math.isfinite(value) or value < 0 or (key == "dropout" and value >= 1):
+                raise UsageError(f"{where} must be a finite number in [0, 1), not {value!r}")
+        elif isinstance(ref, str):
+            if not isinstance(value, str) or len(value) > 64:
+                raise UsageError(f"{where} must be a short string, not {_kind(value)}")
+        elif isinstance(ref, list):
+            if not isinstance(value, list) or not 1 <= len(value) <= MAX_LIST:
+                raise UsageError(
+                    f"{where} must be a list of 1 to {MAX_LIST} integers, not {_kind(value)}"
+                )
+            for v in value:
+                _check_int(where, v, 1, MAX_COUNT if key in _COUNT_FIELDS else MAX_WIDTH)
+
+
+def _check_int(where: str, v: Any, lo: int, hi: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise UsageError(f"{where} must be made of integers, not {_kind(v)}")
+    if not lo <= v <= hi:
+        raise UsageError(f"{where}: {v} is outside {lo}..{hi:,}")
+
+
+def estimate_params(name: str, args: dict[str, Any]) -> int:
+    """Parameters (and buffers) of model ``name`` with ``args``, counted on torch's ``meta``
+    device: shapes only, no memory, so a hostile size costs nothing. Checks ``args`` first."""
+    import torch
+
+    check_model_args(name, args)
+    try:
+        with torch.device("meta"):
+            model = _BUILDERS[name](**args)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UsageError(f"model {name!r}: bad architecture arguments: {exc}") from None
+    return int(sum(t.numel() for t in model.state_dict().values()))
+
+
+def create_model(name: str, **args: Any):
+    """Build model ``name`` with architecture ``args`` (fields of its config dataclass).
+
+    The arguments are checked and the size estimated (``estimate_params``) before anything is
+    allocated; more than ``MAX_PARAMS`` parameters is refused.
+    """
+    n = estimate_params(name, args)
+    if n > MAX_PARAMS:
+        raise UsageError(
+            f"model {name!r}: {n:,} parameters is too large for a digit model "
+            f"(limit {MAX_PARAMS:,})"
+        )
     try:
         model = _BUILDERS[name](**args)
-    except TypeError as exc:
-        raise UsageError(f"model {name!r}: bad architecture arguments {args}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"model {name!r}: bad architecture arguments: {exc}") from None
     model.model_name = name
     return model
 
