@@ -74,7 +74,7 @@ def uninterrupted(mnist_dir, tmp_path_factory) -> dict[str, torch.Tensor]:
 def test_mid_epoch_stop_then_resume_is_bitwise_identical(mnist_dir, tmp_path, torch_globals):
     from digitnet.engine import fit, resolve_config
     from digitnet.engine.callbacks import Callback
-    from digitnet.engine.fit import load_datasets
+    from digitnet.data.datasets import load_datasets
 
     def config(out: Path):
         return resolve_config(recipe="fast", epochs=2, limit_train=1500, deterministic=True, device="cpu",
@@ -95,7 +95,7 @@ def test_mid_epoch_stop_then_resume_is_bitwise_identical(mnist_dir, tmp_path, to
             self.event = event
 
         def on_batch_end(self, state):
-            if state["epoch"] == 0 and state["step"] == 3:
+            if state.epoch == 0 and state.step == 3:
                 self.event.set()
 
     stop = threading.Event()
@@ -108,7 +108,7 @@ def test_mid_epoch_stop_then_resume_is_bitwise_identical(mnist_dir, tmp_path, to
     assert not resumed.interrupted
     assert_bitwise_equal(weights(resumed.checkpoint), weights(full.checkpoint))
     # The history is continued, not restarted: same per-epoch test figures.
-    assert [r["test_accuracy"] for r in resumed.history] == [r["test_accuracy"] for r in full.history]
+    assert [r.test_accuracy for r in resumed.history] == [r.test_accuracy for r in full.history]
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])

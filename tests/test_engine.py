@@ -48,10 +48,10 @@ def test_fit_learns_and_writes_everything(mnist_dir, tmp_path):
     assert res.n_train == 1200 and res.epochs == 2
     assert res.train_seconds > 0
     # callbacks: every batch, every epoch, start and end
-    assert len(rec.batches) == rec.started["total_steps"] == 2 * rec.started["steps_per_epoch"]
-    assert [m["epoch"] for m in rec.epochs] == [1.0, 2.0]
+    assert len(rec.batches) == rec.started.total_steps == 2 * rec.started.steps_per_epoch
+    assert [m.epoch for m in rec.epochs] == [1.0, 2.0]
     assert rec.ended is res
-    assert any("loss" in b for b in rec.batches)
+    assert any(b.loss is not None for b in rec.batches)
     run = tmp_path / "run"
     for name in ("config.json", "metrics.csv", "metrics.json", "model.safetensors", "model.json", "last.safetensors", "result.json"):
         assert (run / name).is_file(), name
@@ -66,8 +66,8 @@ def test_fit_learns_and_writes_everything(mnist_dir, tmp_path):
 def test_val_split_selects_on_val_not_test(mnist_dir, tmp_path):
     res = fit(small(mnist_dir, tmp_path, val_split=200, epochs=1))
     assert res.n_train == 1000
-    assert res.history[-1]["val_accuracy"] is not None
-    assert all(e["select_split"] == "val" for e in res.evals)
+    assert res.history[-1].val_accuracy is not None
+    assert all(e.split == "val" for e in res.evals)
 
 
 def test_target_accuracy_stops_early(mnist_dir, tmp_path):
@@ -85,7 +85,7 @@ def test_stop_event_saves_a_resumable_checkpoint_and_resume_is_bitwise(mnist_dir
 
     class StopAt(Callback):
         def on_batch_end(self, state):
-            if state["global_step"] == 7:
+            if state.global_step == 7:
                 stop.set()
 
     cfg_b = small(mnist_dir, tmp_path, deterministic=True, out=str(tmp_path / "b"))

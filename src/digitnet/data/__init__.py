@@ -2,7 +2,7 @@
 
 Everything here raises :class:`digitnet.errors.DataError` (or ``DownloadError``) with one line
 naming the file and the problem. Names are imported lazily, so ``digitnet.data.idx`` does not pull
-in the downloader's network modules, and nothing here imports torch.
+in the downloader's network modules, and only ``datasets`` and ``tensors`` import torch.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ _LAZY = {
     "find_mnist_files": "mnist",
     "load_mnist": "mnist",
     "describe_data": "mnist",
+    "Datasets": "datasets",
+    "load_datasets": "datasets",
     "download_mnist": "download",
     "DownloadResult": "download",
     "OFFICIAL_FILES": "download",

@@ -1,7 +1,26 @@
-"""The training engine: one ``fit`` for the CLI, the GUI, experiments and benchmarks."""
+"""The training engine: one ``fit`` for the CLI, the GUI, experiments and benchmarks.
 
-from .callbacks import Callback
+Callback payloads (``FitStart``, ``BatchState``, ``EvalResult``, ``EpochMetrics``) and the
+``FitResult`` are typed dataclasses from ``engine.callbacks``.
+"""
+
+from .callbacks import BatchState, Callback, EpochMetrics, EvalResult, FitResult, FitStart
 from .config import RECIPES, TrainConfig, list_recipes, resolve_config
-from .fit import FitResult, evaluate, fit
+from .fit import evaluate, fit
+from .state import TrainingState
 
-__all__ = ["Callback", "RECIPES", "TrainConfig", "list_recipes", "resolve_config", "FitResult", "evaluate", "fit"]
+__all__ = [
+    "RECIPES",
+    "BatchState",
+    "Callback",
+    "EpochMetrics",
+    "EvalResult",
+    "FitResult",
+    "FitStart",
+    "TrainConfig",
+    "TrainingState",
+    "evaluate",
+    "fit",
+    "list_recipes",
+    "resolve_config",
+]
