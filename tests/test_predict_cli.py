@@ -33,8 +33,7 @@ class Tall:
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    monkeypatch.setattr(predict_cmd, "_load_predictor", lambda model: Tall())
-    monkeypatch.setattr(predict_cmd, "_load_onnx_predictor", lambda model: Tall())
+    monkeypatch.setattr(predict_cmd, "_load_network", lambda model, backend: Tall())
 
 
 def draw(path: Path, text: str, fmt: str | None = None) -> Path:
@@ -79,8 +78,15 @@ def test_bad_inputs_are_one_line_each_and_others_still_read(tmp_path, stand_in, 
     half = draw(tmp_path / "half.png", "77")
     half.write_bytes(half.read_bytes()[:200])
     (tmp_path / "nothing").mkdir()
-    args = [good, tmp_path / "empty.png", tmp_path / "page.png", half, tmp_path / "missing.png",
-            tmp_path / "nothing", tmp_path / "*.nomatch"]
+    args = [
+        good,
+        tmp_path / "empty.png",
+        tmp_path / "page.png",
+        half,
+        tmp_path / "missing.png",
+        tmp_path / "nothing",
+        tmp_path / "*.nomatch",
+    ]
     code = main(["predict", *map(str, args)])
     out, err = capsys.readouterr()
     assert code == 1
@@ -102,8 +108,14 @@ def test_blank_image_reads_as_empty_text(tmp_path, stand_in, capsys):
 
 
 def test_folders_globs_and_formats(tmp_path, stand_in, capsys):
-    for name, fmt in [("a/1.png", "PNG"), ("a/b/7.jpg", "JPEG"), ("a/b/c/1.bmp", "BMP"),
-                      ("a/7.gif", "GIF"), ("a/1.tiff", "TIFF"), ("a/7.webp", "WEBP")]:
+    for name, fmt in [
+        ("a/1.png", "PNG"),
+        ("a/b/7.jpg", "JPEG"),
+        ("a/b/c/1.bmp", "BMP"),
+        ("a/7.gif", "GIF"),
+        ("a/1.tiff", "TIFF"),
+        ("a/7.webp", "WEBP"),
+    ]:
         draw(tmp_path / name, name.split("/")[-1][0], fmt)
     (tmp_path / "a" / "notes.txt").write_text("not an image")
     code, rows, _ = run_json([tmp_path / "a"], capsys)
@@ -135,8 +147,9 @@ def test_label_from_name():
 def test_single_and_min_confidence_and_save_preprocessed(tmp_path, stand_in, capsys):
     p = draw(tmp_path / "17.png", "17")
     out_dir = tmp_path / "seen"
-    code, (row,), _ = run_json(["--single", "--min-confidence", "0.95",
-                                "--save-preprocessed", out_dir, p], capsys)
+    code, (row,), _ = run_json(
+        ["--single", "--min-confidence", "0.95", "--save-preprocessed", out_dir, p], capsys
+    )
     assert code == 0 and len(row["digits"]) == 1 and row["digits"][0]["low_confidence"]
     saved = sorted(out_dir.glob("*.png"))
     assert len(saved) == 1
@@ -150,10 +163,10 @@ def test_usage_errors(tmp_path, bad, capsys):
 
 
 def test_no_torch_for_bad_paths_only(tmp_path, monkeypatch, capsys):
-    def boom(model):
+    def boom(model, backend):
         raise AssertionError("the model must not load when no image can be read")
 
-    monkeypatch.setattr(predict_cmd, "_load_predictor", boom)
+    monkeypatch.setattr(predict_cmd, "_load_network", boom)
     assert main(["predict", str(tmp_path / "missing.png")]) == 1
 
 
@@ -174,8 +187,9 @@ def test_bundled_model_end_to_end(tmp_path, capsys, mnist_dir):
 
     raw = gzip.open(mnist_dir / "t10k-images-idx3-ubyte.gz").read()
     x = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)[:20]
-    y = np.frombuffer(gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz").read(), np.uint8,
-                      offset=8)[:20]
+    y = np.frombuffer(
+        gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz").read(), np.uint8, offset=8
+    )[:20]
     for i, (d, lab) in enumerate(zip(x, y)):
         big = Image.fromarray(255 - d).resize((140, 140), Image.BICUBIC)
         big.save(tmp_path / f"{lab}_{i}.png")

@@ -4,7 +4,8 @@ The exported graph is the network alone: float32 ``(N, 1, 28, 28)`` already norm
 logits ``(N, 10)``, with a dynamic batch axis. The input normalisation (the checkpoint's
 ``meta["input"]``) travels with the file: in the ONNX model's ``metadata_props`` and, for
 TorchScript, in the archive's extra files; a ``<file>.json`` sidecar repeats it for people. So an
-ONNX model is enough for ``OnnxPredictor``, which needs numpy and onnxruntime but never torch.
+ONNX model is enough for ``digitnet.inference.OnnxPredictor``, which needs numpy and onnxruntime
+but never torch. Exporting needs the ``onnx`` extra (``onnx``, ``onnxscript``).
 
 The sidecar is named ``model.onnx.json`` (not ``model.json``) so that exporting next to a
 checkpoint ``model.safetensors`` can never overwrite that checkpoint's own sidecar.
@@ -24,12 +25,15 @@ from typing import Any
 import numpy as np
 
 from ._io import write_bytes, write_json
-from .errors import CheckpointError, UsageError
-from .inference import ModelInfo
+from .errors import UsageError
+from .inference import DEFAULT_INPUT, OnnxPredictor
+from .inference.onnx_predictor import META_KEY
 
 __all__ = [
     "FORMATS",
-    "OnnxPredictor",
+    "META_KEY",
+    "check_export_paths",
+    "check_onnx_exporter",
     "export_checkpoint",
     "export_model",
     "jit_quiet",
@@ -40,9 +44,7 @@ __all__ = [
 
 FORMATS = ("onnx", "torchscript")
 DEFAULT_OPSET = 18  # the lowest opset the torch.export-based exporter emits without conversion
-META_KEY = "digitnet"  # ONNX metadata_props key / TorchScript extra file holding the JSON metadata
-
-_DEFAULT_INPUT = {"kind": "standardize", "mean": 0.1307, "std": 0.3081}
+# META_KEY: the ONNX metadata_props key / TorchScript extra file holding the JSON metadata.
 
 
 def sidecar_for(path: str | os.PathLike[str]) -> Path:
@@ -57,7 +59,9 @@ def _export_meta(meta: dict[str, Any], fmt: str, opset: int | None) -> dict[str,
         "format": f"digitnet-{fmt}",
         "model": meta.get("model"),
         "model_args": meta.get("model_args"),
-        "input": meta.get("input") or _DEFAULT_INPUT,
+        "input": meta.get("input") or dict(DEFAULT_INPUT),
+        # The calibration temperature travels too: every predictor applies it.
+        "calibration": meta.get("calibration"),
         "recipe": meta.get("recipe"),
         # The checkpoint this file was exported from (its save_id), so a copy can be traced.
         "source_save_id": meta.get("save_id"),
@@ -94,7 +98,9 @@ def jit_quiet():
     tells users to move to torch.export, which is what the ONNX path already uses.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.jit.* (is )?deprecated", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*torch\.jit.* (is )?deprecated", category=DeprecationWarning
+        )
         yield
 
 
@@ -104,9 +110,17 @@ def _onnx_proto(model, opset: int):
     example = torch.zeros(2, 1, 28, 28)
     batch = torch.export.Dim("batch", min=1)
     with _quiet_exporter():
-        prog = torch.onnx.export(model, (example,), None, dynamo=True, input_names=["input"],
-                                 output_names=["logits"], opset_version=opset,
-                                 dynamic_shapes=({0: batch},), verbose=False)
+        prog = torch.onnx.export(
+            model,
+            (example,),
+            None,
+            dynamo=True,
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=opset,
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
     proto = prog.model_proto
     _strip_debug_metadata(proto)
     return proto
@@ -127,9 +141,11 @@ def _strip_debug_metadata(proto) -> None:
     del g.metadata_props[:]
 
 
-def export_model(model, meta: dict[str, Any], fmt: str, out: str | os.PathLike[str],
-                 opset: int | None = None) -> Path:
-    """Write ``model`` (an eval-mode ``nn.Module``) as ``fmt`` to ``out`` atomically, plus sidecar."""
+def export_model(
+    model, meta: dict[str, Any], fmt: str, out: str | os.PathLike[str], opset: int | None = None
+) -> Path:
+    """Write ``model`` (an eval-mode ``nn.Module``) as ``fmt`` to ``out`` atomically, with its
+    sidecar."""
     import torch
 
     if fmt not in FORMATS:
@@ -140,8 +156,11 @@ def export_model(model, meta: dict[str, Any], fmt: str, out: str | os.PathLike[s
         opset = opset or DEFAULT_OPSET
         info = _export_meta(meta, fmt, opset)
         proto = _onnx_proto(model, opset)
-        for k, v in ((META_KEY, json.dumps(info)), ("model", str(info["model"])),
-                     ("input", json.dumps(info["input"]))):
+        for k, v in (
+            (META_KEY, json.dumps(info)),
+            ("model", str(info["model"])),
+            ("input", json.dumps(info["input"])),
+        ):
             entry = proto.metadata_props.add()
             entry.key, entry.value = k, v
         proto.producer_name = "digitnet"
@@ -163,13 +182,21 @@ def export_model(model, meta: dict[str, Any], fmt: str, out: str | os.PathLike[s
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) if np.size(a) else 0.0
+    return (
+        float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+        if np.size(a)
+        else 0.0
+    )
 
 
 def run_exported(path: str | os.PathLike[str], fmt: str, x: np.ndarray) -> np.ndarray:
     """Logits of an exported file for normalised input ``x`` float32 ``(N, 1, 28, 28)``."""
     if fmt == "onnx":
-        return OnnxPredictor.load(path).logits(x)
+        from .inference import load_predictor
+
+        pred = load_predictor(path, backend="onnx")
+        assert isinstance(pred, OnnxPredictor)
+        return pred.logits(x)
     import torch
 
     with jit_quiet():
@@ -178,92 +205,72 @@ def run_exported(path: str | os.PathLike[str], fmt: str, x: np.ndarray) -> np.nd
         return m(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
 
 
-def export_checkpoint(checkpoint: str | os.PathLike[str] | None, fmt: str, out: str | os.PathLike[str],
-                      opset: int | None = None, check_images: np.ndarray | None = None) -> dict[str, Any]:
+def check_onnx_exporter() -> None:
+    """Raise a one-line ``UsageError`` naming the extra when the ONNX exporter's pieces
+    (``onnx``, ``onnxscript``) are not installed; ONNX Runtime alone runs models, not exports."""
+    missing = []
+    for mod in ("onnx", "onnxscript"):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(mod)
+    if missing:
+        raise UsageError(f"ONNX export needs {' and '.join(missing)}: pip install 'digitnet[onnx]'")
+
+
+def check_export_paths(
+    checkpoint: str | os.PathLike[str] | None, out: str | os.PathLike[str]
+) -> None:
+    """Refuse an output that would overwrite the source checkpoint or its sidecar (``out``
+    itself, or the ``out.json`` sidecar written beside it)."""
+    from .checkpoint import sidecar_path
+    from .inference import bundled_model_path
+
+    src = Path(checkpoint) if checkpoint is not None else bundled_model_path()
+    protected = {src.resolve(), sidecar_path(src).resolve()}
+    for target in (Path(out), sidecar_for(out)):
+        if target.resolve() in protected:
+            raise UsageError(
+                f"--out {out}: would overwrite the checkpoint being exported "
+                f"({target}); choose another file"
+            )
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str] | None,
+    fmt: str,
+    out: str | os.PathLike[str],
+    opset: int | None = None,
+    check_images: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Export a checkpoint (None: the bundled model); check the file against the eager model.
 
     ``check_images``: float32 ``(N, 28, 28)`` in [0, 1] used for the parity check (default:
-    64 seeded random images, which exercise every weight but are not digits).
-    Returns a report: ``{"out", "format", "model", "bytes", "max_abs_diff", "n_checked"}``.
+    64 seeded random images, which exercise every weight but are not digits). The parity check
+    compares the logits of the predictor ``load_predictor`` gives for the checkpoint with the
+    exported file's. Returns a report:
+    ``{"out", "format", "model", "bytes", "max_abs_diff", "n_checked"}``.
     """
-    import torch
+    from .inference import TorchPredictor, load_predictor, normalise
 
-    from .data.tensors import to_model_input
-    from .inference import Predictor
-
-    pred = Predictor.load(checkpoint)
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
+    check_export_paths(checkpoint, out)
+    if fmt == "onnx":
+        check_onnx_exporter()
+    pred = load_predictor(checkpoint, backend="torch")
+    assert isinstance(pred, TorchPredictor)
     path = export_model(pred.model, pred.meta, fmt, out, opset)
     if check_images is None:
         check_images = np.random.default_rng(0).random((64, 28, 28), dtype=np.float32)
-    x = to_model_input(torch.from_numpy(np.asarray(check_images, np.float32)).unsqueeze(1), pred.input)
-    with torch.inference_mode():
-        ref = pred.model.eval()(x).numpy()
-    got = run_exported(path, fmt, x.numpy())
-    return {"out": str(path), "format": fmt, "model": pred.name, "bytes": path.stat().st_size,
-            "max_abs_diff": max_abs_diff(ref, got), "n_checked": len(x)}
-
-
-class OnnxPredictor(ModelInfo):
-    """The ``Predictor`` interface over an exported ONNX model; imports onnxruntime, not torch."""
-
-    def __init__(self, session, meta: dict[str, Any], path: Path) -> None:
-        self.session = session
-        self.meta = meta
-        self.path = path
-        self.input = meta.get("input") or _DEFAULT_INPUT
-        self._in = session.get_inputs()[0].name
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], threads: int | None = None) -> OnnxPredictor:
-        p = Path(path)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise UsageError("ONNX inference needs onnxruntime: pip install 'digitnet[onnx]'") from None
-        if not p.is_file():
-            raise CheckpointError(f"{p}: no such ONNX model file")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        try:
-            sess = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 (onnxruntime raises untyped errors for bad files)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"{p}: not a loadable ONNX model: {first}") from None
-        props = sess.get_modelmeta().custom_metadata_map
-        try:
-            meta = json.loads(props[META_KEY])
-        except (KeyError, ValueError):
-            raise CheckpointError(f"{p}: ONNX model has no digitnet metadata (export it with "
-                                  "'digitnet export')") from None
-        shape = sess.get_inputs()[0].shape
-        if len(shape) != 4 or list(shape[1:]) != [1, 28, 28]:
-            raise CheckpointError(f"{p}: ONNX input shape {shape} is not (batch, 1, 28, 28)")
-        return cls(sess, meta, p)
-
-    def normalise(self, x01: np.ndarray) -> np.ndarray:
-        """Images in [0, 1] -> what the model was trained on (numpy twin of ``to_model_input``)."""
-        kind = self.input.get("kind", "standardize")
-        if kind == "standardize":
-            return ((x01 - np.float32(self.input["mean"])) / np.float32(self.input["std"])).astype(np.float32)
-        if kind == "raw255":
-            return (x01 * np.float32(255.0)).astype(np.float32)
-        return x01.astype(np.float32)
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """Logits for already-normalised ``x`` float32 ``(N, 1, 28, 28)``."""
-        return self.session.run(None, {self._in: np.ascontiguousarray(x, np.float32)})[0]
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        arr = self.images(x)
-        if arr.shape[0] == 0:
-            return np.zeros((0, 10), np.float32)
-        z = self.logits(self.normalise(arr)[:, None]).astype(np.float64)
-        z -= z.max(1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(1, keepdims=True)).astype(np.float32)
-
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = self.predict_proba(x)
-        return p.argmax(1), p.max(1)
+    x = normalise(pred.images(check_images), pred.input)[:, None]
+    ref = pred.logits(x)
+    got = run_exported(path, fmt, x)
+    return {
+        "out": str(path),
+        "format": fmt,
+        "model": pred.name,
+        "bytes": path.stat().st_size,
+        "max_abs_diff": max_abs_diff(ref, got),
+        "n_checked": len(x),
+    }

@@ -30,17 +30,21 @@ INFER_MODELS = ("fast", "default")
 
 
 def _load_model(which: str):
-    from ..data.tensors import input_spec
-    from ..inference import Predictor
+    import dataclasses
+
+    from ..inference import DEFAULT_INPUT, TorchPredictor, load_predictor
     from ..models import create_model
 
     if which == "default":
-        p = Predictor.load(None)
+        p = load_predictor(None, backend="torch")
+        assert isinstance(p, TorchPredictor)
         return p.model.eval(), p.meta
     m = create_model(which).eval()
-    import dataclasses
-
-    return m, {"model": which, "model_args": dataclasses.asdict(m.config), "input": input_spec("standardize")}
+    return m, {
+        "model": which,
+        "model_args": dataclasses.asdict(m.config),
+        "input": dict(DEFAULT_INPUT),
+    }
 
 
 def _runner(backend: str, model, meta, tmp: Path, threads: int | None):
@@ -49,9 +53,11 @@ def _runner(backend: str, model, meta, tmp: Path, threads: int | None):
 
     t0 = time.perf_counter()
     if backend == "eager":
+
         def run(x):
             with torch.inference_mode():
                 return model(torch.from_numpy(x))
+
         return run, 0.0
     if backend == "torchscript":
         from ..export import jit_quiet
@@ -62,6 +68,7 @@ def _runner(backend: str, model, meta, tmp: Path, threads: int | None):
         def run(x):
             with torch.inference_mode(), jit_quiet():
                 return ts(torch.from_numpy(x))
+
         run(np.zeros((2, 1, 28, 28), np.float32))  # first calls optimise the graph
         run(np.zeros((2, 1, 28, 28), np.float32))
         return run, time.perf_counter() - t0
@@ -71,14 +78,18 @@ def _runner(backend: str, model, meta, tmp: Path, threads: int | None):
         def run(x):
             with torch.inference_mode():
                 return cm(torch.from_numpy(x))
+
         for b in (1, 7):  # compile now, for a dynamic batch axis, not inside the timed loop
             run(np.zeros((b, 1, 28, 28), np.float32))
         return run, time.perf_counter() - t0
     if backend == "onnx":
-        from ..export import OnnxPredictor, export_model
+        from ..export import check_onnx_exporter, export_model
+        from ..inference import OnnxPredictor, load_predictor
 
+        check_onnx_exporter()
         path = export_model(model, meta, "onnx", tmp / f"{meta['model']}.onnx")
-        sess = OnnxPredictor.load(path, threads=threads or torch.get_num_threads())
+        sess = load_predictor(path, backend="onnx", threads=threads or torch.get_num_threads())
+        assert isinstance(sess, OnnxPredictor)
         return sess.logits, time.perf_counter() - t0
     raise ValueError(f"unknown backend {backend!r}")
 
@@ -98,18 +109,26 @@ def _measure(run, x: np.ndarray, min_time: float) -> tuple[float, float]:
     return len(x) / per_call, per_call
 
 
-def bench_infer(models=INFER_MODELS, backends=DEFAULT_BACKENDS, batches=BATCHES, *, repeats: int = 3,
-                min_time: float = 0.5, threads: int | None = None, log=None) -> dict[str, Any]:
+def bench_infer(
+    models=INFER_MODELS,
+    backends=DEFAULT_BACKENDS,
+    batches=BATCHES,
+    *,
+    repeats: int = 3,
+    min_time: float = 0.5,
+    threads: int | None = None,
+    log=None,
+) -> dict[str, Any]:
     import torch
 
-    from ..data.tensors import input_spec, to_model_input
+    from ..inference import DEFAULT_INPUT, normalise
 
     if threads:
         torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     # Input values do not change the work a conv net does; seeded uniform images in [0, 1].
     x01 = torch.from_numpy(rng.random((max(batches), 1, 28, 28), dtype=np.float32))
-    xs = {b: to_model_input(x01[:b], input_spec("standardize")).numpy().copy() for b in batches}
+    xs = {b: normalise(x01[:b], DEFAULT_INPUT).numpy().copy() for b in batches}
     runners: dict[tuple[str, str], Any] = {}
     results: dict[str, dict[str, Any]] = {m: {} for m in models}
     with tempfile.TemporaryDirectory(prefix="digitnet-bench-") as td:
@@ -118,7 +137,11 @@ def bench_infer(models=INFER_MODELS, backends=DEFAULT_BACKENDS, batches=BATCHES,
             for be in backends:
                 try:
                     runners[m, be], setup = _runner(be, model, meta, Path(td), threads)
-                    results[m][be] = {"setup_seconds": round(setup, 3), "images_per_s": {}, "runs": {}}
+                    results[m][be] = {
+                        "setup_seconds": round(setup, 3),
+                        "images_per_s": {},
+                        "runs": {},
+                    }
                 except Exception as exc:  # noqa: BLE001 (a backend that cannot run here is reported, not fatal)
                     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
                     results[m][be] = {"unavailable": f"{type(exc).__name__}: {reason}"}
@@ -131,7 +154,9 @@ def bench_infer(models=INFER_MODELS, backends=DEFAULT_BACKENDS, batches=BATCHES,
                     if (m, be) not in runners:
                         continue
                     for b in batches:
-                        samples.setdefault((m, be, b), []).append(_measure(runners[m, be], xs[b], min_time))
+                        samples.setdefault((m, be, b), []).append(
+                            _measure(runners[m, be], xs[b], min_time)
+                        )
     for (m, be, b), s in samples.items():
         r = results[m][be]
         r["images_per_s"][str(b)] = round(statistics.median(v[0] for v in s), 1)
@@ -142,10 +167,18 @@ def bench_infer(models=INFER_MODELS, backends=DEFAULT_BACKENDS, batches=BATCHES,
         eager = results[m].get("eager", {}).get("images_per_s", {})
         for be, r in results[m].items():
             if "images_per_s" in r:
-                r["x_eager"] = {b: (round(v / eager[b], 2) if eager.get(b) else None)
-                                for b, v in r["images_per_s"].items()}
+                r["x_eager"] = {
+                    b: (round(v / eager[b], 2) if eager.get(b) else None)
+                    for b, v in r["images_per_s"].items()
+                }
         if log:
             log(f"infer {m}: done")
-    return {"models": list(models), "backends": list(backends), "batches": list(batches),
-            "repeats": repeats, "min_time_s": min_time, "threads": torch.get_num_threads(),
-            "results": results}
+    return {
+        "models": list(models),
+        "backends": list(backends),
+        "batches": list(batches),
+        "repeats": repeats,
+        "min_time_s": min_time,
+        "threads": torch.get_num_threads(),
+        "results": results,
+    }

@@ -1,100 +1,146 @@
-"""``Predictor``: a checkpoint (or the bundled model) turned into probabilities for 28x28 digits.
+"""One inference layer: ``load_predictor`` gives a ``Predictor`` for any model file.
 
-Input convention (docs/architecture.md): float32 ``(N, 28, 28)`` in [0, 1], white ink on black,
-MNIST-centred (``preprocess.py`` produces it). The predictor applies the model's own input
-scaling from its checkpoint metadata, so callers never need to know how a model was trained.
+- ``Predictor`` (protocol): ``meta``, ``path``, ``backend``, ``name``, ``test_accuracy``,
+  ``input`` (the validated input spec), ``temperature`` (calibration), ``predict_proba(x)``
+  -> ``(N, 10)``, ``predict(x)`` -> ``(digits, confidences)``; ``x`` float32 ``(N, 28, 28)``
+  in [0, 1], white ink on black (what ``digitnet.preprocess`` makes).
+- ``TorchPredictor`` (PyTorch) and ``OnnxPredictor`` (ONNX Runtime, never imports torch).
+- ``load_predictor(path=None, backend="auto", device="cpu", threads=None)``: the only way the
+  CLI, the GUI, the benchmarks, ``evaluate``, experiments and the exporter load a model.
+
+Every predictor validates at load what it will apply (input kind and numbers, calibration
+temperature) and runs the model once on a known input: a model that gives NaN or inf is
+refused there, in one line naming the file, instead of reading every digit as "0 NaN".
 """
 
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from ..errors import CheckpointError, UsageError
+from .base import (
+    BUNDLED_NAME,
+    BUNDLED_ONNX_NAME,
+    Predictor,
+    PredictorBase,
+    bundled_model_path,
+    bundled_onnx_path,
+)
+from .onnx_predictor import OnnxPredictor, onnxruntime_available
+from .spec import (
+    DEFAULT_INPUT,
+    INPUT_KINDS,
+    MNIST_MEAN,
+    MNIST_STD,
+    check_input_spec,
+    normalise,
+    softmax,
+    temperature_of,
+)
+from .torch_predictor import TorchPredictor
 
-from .errors import CheckpointError
+__all__ = [
+    "BACKENDS",
+    "BUNDLED_NAME",
+    "BUNDLED_ONNX_NAME",
+    "DEFAULT_INPUT",
+    "INPUT_KINDS",
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "OnnxPredictor",
+    "Predictor",
+    "PredictorBase",
+    "TorchPredictor",
+    "bundled_model_path",
+    "bundled_onnx_path",
+    "check_input_spec",
+    "choose_backend",
+    "load_predictor",
+    "normalise",
+    "onnxruntime_available",
+    "softmax",
+    "temperature_of",
+]
 
-__all__ = ["ModelInfo", "Predictor", "bundled_model_path", "bundled_onnx_path"]
-
-BUNDLED_NAME = "digitnet.safetensors"
-# The same weights exported with ``digitnet export --format onnx`` (tests/test_export.py checks
-# that it was exported from BUNDLED_NAME and gives the same probabilities).
-BUNDLED_ONNX_NAME = "digitnet.onnx"
-
-
-def bundled_model_path() -> Path:
-    """Where the default weights shipped inside the package live."""
-    return Path(str(resources.files("digitnet") / "weights" / BUNDLED_NAME))
-
-
-def bundled_onnx_path() -> Path:
-    """The bundled model as ONNX (run with ONNX Runtime, no torch needed)."""
-    return Path(str(resources.files("digitnet") / "weights" / BUNDLED_ONNX_NAME))
-
-
-class ModelInfo:
-    """What a predictor says about its model, from checkpoint metadata (``self.meta``)."""
-
-    meta: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return str(self.meta.get("model", "?"))
-
-    @staticmethod
-    def images(x: np.ndarray) -> np.ndarray:
-        """``x`` as float32 ``(N, 28, 28)`` (one ``(28, 28)`` image is N = 1); ValueError else."""
-        arr = np.asarray(x, dtype=np.float32)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3 or arr.shape[1:] != (28, 28):
-            raise ValueError(f"expected images of shape (N, 28, 28), got {arr.shape}")
-        return arr
-
-    @property
-    def test_accuracy(self) -> float | None:
-        v = (self.meta.get("metrics") or {}).get("test_accuracy")
-        return float(v) if isinstance(v, (int, float)) else None
+BACKENDS = ("auto", "torch", "onnx")
 
 
-class Predictor(ModelInfo):
-    def __init__(self, model, meta: dict[str, Any], path: Path, device: str = "cpu") -> None:
-        import torch
+def _is_onnx(path: str | os.PathLike[str] | None) -> bool:
+    return path is not None and Path(path).suffix.lower() == ".onnx"
 
-        self.model = model
-        self.meta = meta
-        self.path = path
-        self.device = torch.device(device)
-        self.input = meta.get("input") or {"kind": "standardize", "mean": 0.1307, "std": 0.3081}
 
-    @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
-        """Load ``path`` (any checkpoint ``load_checkpoint`` accepts) or the bundled model."""
-        from .checkpoint import load_checkpoint
+def choose_backend(
+    path: str | os.PathLike[str] | None = None, backend: str = "auto", device: str = "cpu"
+) -> str:
+    """The backend ``load_predictor`` will use: "torch" or "onnx" (no model is loaded).
 
-        p = Path(path) if path is not None else bundled_model_path()
-        if path is None and not p.exists():
-            raise CheckpointError(f"{p}: the bundled model is missing from this installation; pass --model CHECKPOINT")
-        model, meta = load_checkpoint(p, device=device)
-        return cls(model, meta, p, device)
+    "auto": ONNX Runtime for an ``.onnx`` file, and for the bundled model (its shipped ONNX
+    twin) on the CPU when onnxruntime imports; PyTorch otherwise (any other checkpoint, or a
+    GPU ``device``). An explicit backend that does not fit the file is a ``UsageError``.
+    """
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose from: {', '.join(BACKENDS)}")
+    onnx_file = _is_onnx(path)
+    if backend == "auto":
+        if onnx_file:
+            return "onnx"
+        if (
+            path is None
+            and device == "cpu"
+            and bundled_onnx_path().is_file()
+            and onnxruntime_available()
+        ):
+            return "onnx"
+        return "torch"
+    if backend == "onnx":
+        if path is not None and not onnx_file:
+            raise UsageError(
+                "--backend onnx needs --model FILE.onnx (make one with: digitnet "
+                "export --format onnx --out FILE.onnx)"
+            )
+        if device != "cpu":
+            raise UsageError(f"the onnx backend runs on the CPU, not {device!r}")
+    elif onnx_file:
+        raise UsageError(f"{path}: an ONNX model runs with --backend onnx, not torch")
+    return backend
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities ``(N, 10)`` for images ``x`` of shape ``(N, 28, 28)`` (or one ``(28, 28)``)."""
-        import torch
 
-        from .data.tensors import to_model_input
+def _current_twin(pred: OnnxPredictor) -> bool:
+    """Whether the bundled ONNX file was exported from the bundled checkpoint (its save_id):
+    after the bundled weights are replaced, a stale twin must not answer for them."""
+    from ..checkpoint import read_metadata
 
-        arr = self.images(x)
-        if arr.shape[0] == 0:
-            return np.zeros((0, 10), np.float32)
-        with torch.inference_mode():
-            t = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device).unsqueeze(1)
-            logits = self.model(to_model_input(t, self.input))
-            return logits.float().softmax(1).cpu().numpy()
+    try:
+        source = read_metadata(bundled_model_path()).get("save_id")
+    except CheckpointError:
+        return True  # no bundled safetensors to compare with: the twin is all there is
+    return source is None or pred.meta.get("source_save_id") == source
 
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(digits, confidences)`` for a batch."""
-        p = self.predict_proba(x)
-        return p.argmax(1), p.max(1)
+
+def load_predictor(
+    path: str | os.PathLike[str] | None = None,
+    backend: str = "auto",
+    device: str = "cpu",
+    threads: int | None = None,
+) -> Predictor:
+    """A ``Predictor`` for ``path`` (None: the bundled model), checked and ready.
+
+    ``backend``: "auto" (see ``choose_backend``), "torch" or "onnx". ``device``: the torch
+    device ("cpu", "cuda", ...); ONNX runs on the CPU. ``threads``: intra-op threads (torch's
+    setting is process-wide); None leaves the library's default. Raises ``CheckpointError``
+    (bad or broken file) or ``UsageError`` (backend and file do not fit), one line each.
+    """
+    chosen = choose_backend(path, backend, device)
+    if chosen == "onnx":
+        p = Path(path) if path is not None else bundled_onnx_path()
+        if path is None and not p.is_file():
+            raise CheckpointError(
+                f"{p}: the bundled ONNX model is missing from this "
+                "installation; use --backend torch"
+            )
+        pred = OnnxPredictor.load(p, threads=threads)
+        if path is None and backend == "auto" and not _current_twin(pred):
+            return TorchPredictor.load(None, device=device, threads=threads)
+        return pred
+    return TorchPredictor.load(path, device=device, threads=threads)

@@ -1,0 +1,132 @@
+"""Analysis of one image: decode, find the ink, segment, and make the candidate digits.
+
+``prepare`` is the entry point (a file, bytes, a PIL image or an array -> ``Prepared``);
+``prepare_single`` reads a whole image as one digit (a canvas drawing); ``segment`` returns
+the digit crops alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._candidates import DigitCrop, Prepared, SplitSource, crops_of, join_candidates
+from ._ink import ink_layer
+from ._load import ImageSource, as_float, decode, from_array, from_pil, resize_box, shape_of
+from ._segment import cut_candidates, find_pieces, path_candidate
+
+__all__ = ["prepare", "prepare_single", "segment"]
+
+
+def _as_gray(gray: Any) -> np.ndarray:
+    if isinstance(gray, np.ndarray) and gray.ndim == 2 and gray.dtype == np.float32:
+        return gray
+    if isinstance(gray, np.ndarray):
+        return from_array(gray)
+    return from_pil(gray)
+
+
+# Analysis resolution. The image is first analysed with its longer side at most _COARSE_SIDE
+# pixels; if its digits are at least _ENOUGH_PX tall there (1.6 times the 20 px box of the
+# network input; 40 px read no better on our synthetic collections) that analysis is used,
+# otherwise the image is analysed again at the size where digits are about _TARGET_PX tall
+# (never above the decoded size). Per-image cost
+# then depends on how many digits there are, not on how many megapixels the camera had.
+_COARSE_SIDE = 256
+_ENOUGH_PX = 32
+_TARGET_PX = 64
+
+
+def _shrunk(gray, f: float) -> np.ndarray:
+    h, w = shape_of(gray)
+    return resize_box(gray, max(1, round(w * f)), max(1, round(h * f)))
+
+
+def _locate(gray: np.ndarray, single: bool):
+    layer = ink_layer(gray)
+    if layer.message:
+        return layer, None, [], layer.message
+    lab, pieces, message = find_pieces(layer.mask, single=single)
+    return layer, lab, pieces, message
+
+
+def _analyse(
+    gray: np.ndarray,
+    single: bool,
+    deskew_digits: bool,
+    scale: float = 1.0,
+    joins: list[tuple[int, int, DigitCrop]] | None = None,
+    splits: list[tuple[int, SplitSource]] | None = None,
+) -> tuple[list[DigitCrop], str | None]:
+    side = max(shape_of(gray))
+    result = None
+    if side > _COARSE_SIDE:
+        f = _COARSE_SIDE / side
+        coarse = _shrunk(gray, f)
+        layer, lab, pieces, message = _locate(coarse, single)
+        if pieces:
+            tallest = max(p.y1 - p.y0 for p in pieces)
+            if tallest >= _ENOUGH_PX:
+                result, gray, scale = (layer, lab, pieces, message), coarse, scale / f
+            else:
+                f2 = min(1.0, _TARGET_PX / (tallest / f))
+                if f2 < 0.9:
+                    gray, scale = _shrunk(gray, f2), scale / f2
+    if result is None:
+        gray = as_float(gray)
+        result = _locate(gray, single)
+    layer, lab, pieces, message = result
+    if message:
+        return [], message
+    crops = crops_of(layer.ink, lab, [[p] for p in pieces], deskew_digits, scale)
+    if not crops:
+        return [], "no digit found"
+    if not single and joins is not None and len(crops) == len(pieces) >= 2:
+        for i, j in join_candidates(pieces):
+            # (Parts of a group that the width rule cut apart are offered too, with no extra
+            # margin: that rule cuts wide 2s and 0s as readily as touching digits.)
+            joins.extend(
+                (i, j, c) for c in crops_of(layer.ink, lab, [pieces[i:j]], deskew_digits, scale)
+            )
+    if not single and splits is not None and len(crops) == len(pieces):
+        widths = [p.x1 - p.x0 for p in pieces]
+        for i, p in enumerate(pieces):
+            others = widths[:i] + widths[i + 1 :]
+            typical = float(np.median(others)) if len(others) >= 2 else None
+            windows: dict = {}  # the cuts of one piece share its window (pickled once)
+            for left, right in cut_candidates(p, lab, typical):
+                splits.append(
+                    (i, SplitSource.cut(layer.ink, lab, left, right, deskew_digits, scale, windows))
+                )
+            if path_candidate(p):
+                splits.append((i, SplitSource.path(layer.ink, lab, p, deskew_digits, scale)))
+    return crops, None
+
+
+def segment(gray: Any, *, deskew_digits: bool = False) -> list[DigitCrop]:
+    """Digits of a grey image (or any array / PIL image), left to right; [] when none."""
+    return _analyse(_as_gray(gray), single=False, deskew_digits=deskew_digits)[0]
+
+
+def prepare_single(gray: Any, *, deskew_digits: bool = False) -> Prepared:
+    """The whole image as one digit (no segmentation): a canvas drawing, a cropped digit."""
+    g = _as_gray(gray)
+    crops, message = _analyse(g, single=True, deskew_digits=deskew_digits)
+    return Prepared(tuple(crops), message, (g.shape[1], g.shape[0]))
+
+
+def prepare(
+    src: ImageSource, *, single: bool = False, name: str | None = None, deskew_digits: bool = False
+) -> Prepared:
+    """Decode ``src`` and find its digits; boxes are in the upright full-size image's pixels.
+
+    Raises ``ImageError`` (one line naming the file) when ``src`` is not a readable image.
+    """
+    gray, scale, size = decode(src, name=name, keep_8bit=True)
+    joins: list[tuple[int, int, DigitCrop]] = []
+    splits: list[tuple[int, SplitSource]] = []
+    crops, message = _analyse(
+        gray, single=single, deskew_digits=deskew_digits, scale=scale, joins=joins, splits=splits
+    )
+    return Prepared(tuple(crops), message, size, tuple(joins), split_sources=tuple(splits))
