@@ -148,7 +148,7 @@ def test_zero_bytes(tmp_path, capsys, mnist_dir, digit_png):
 def test_zero_bytes_pt(tmp_path, capsys, mnist_dir, digit_png):
     p = tmp_path / "empty.pt"
     p.write_bytes(b"")
-    refused_everywhere(capsys, p, mnist_dir, digit_png, "not a readable PyTorch weights file")
+    refused_everywhere(capsys, p, mnist_dir, digit_png, r"empty file \(0 bytes\)")
 
 
 def test_truncated_in_the_data(saved, capsys, mnist_dir, digit_png):
