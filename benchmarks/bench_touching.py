@@ -62,19 +62,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from synth_digits import default_data_dir, load_test_digits
 
-    from digitnet.commands.predict import _backend, _load_onnx_predictor, _load_predictor
+    from digitnet.inference import load_predictor
     from digitnet.preprocess import ink_mask, read_digits
 
     x, y = load_test_digits(default_data_dir())
-    backend = _backend(args.model, None)
-    predictor = _load_onnx_predictor(args.model) if backend == "onnx" \
-        else _load_predictor(args.model)
+    predictor = load_predictor(args.model, threads=1)  # as `digitnet predict` loads it
     rng = np.random.default_rng(args.seed)
     ones, slim = np.flatnonzero(y == 1), np.flatnonzero(np.isin(y, [1, 4, 7, 9]))
     everything = np.arange(len(y))
     kinds = {"any": (everything, everything), "11": (ones, ones), "1x": (ones, slim),
              "x1": (slim, ones)}
-    print(f"model: {predictor.name} ({args.model or 'bundled'}, backend {backend}); "
+    print(f"model: {predictor.name} ({args.model or 'bundled'}, backend {predictor.backend}); "
           f"{args.pairs} one-piece pairs of each kind")
     for kind, (first, second) in kinds.items():
         images, labels = [], []

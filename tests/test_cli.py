@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from digitnet.cli import main
-from digitnet.inference import Predictor, bundled_model_path
+from digitnet.inference import bundled_model_path, load_predictor
 
 
 def last_json(out: str) -> dict:
@@ -66,7 +66,7 @@ def test_bundled_model_reaches_99_4_percent_on_mnist_test(mnist_dir):
     """The shipped weights: >= 99.4% on the official 10,000 test images (trained on 24,345)."""
     from digitnet.data.mnist import load_mnist
 
-    p = Predictor.load(None)
+    p = load_predictor(None, backend="torch")
     assert p.path == bundled_model_path()
     assert p.meta["data"]["train_images"] == 24345
     x, y = load_mnist(mnist_dir, "test")

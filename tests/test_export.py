@@ -23,7 +23,8 @@ pytest.importorskip("onnxscript")  # the torch.export-based ONNX exporter needs 
 from digitnet.checkpoint import save_checkpoint
 from digitnet.cli import main
 from digitnet.errors import CheckpointError, UsageError
-from digitnet.export import OnnxPredictor, export_checkpoint, export_model, sidecar_for
+from digitnet.export import export_checkpoint, export_model, sidecar_for
+from digitnet.inference import OnnxPredictor, load_predictor
 
 # Exported graphs use other kernels (and ONNX Runtime fuses conv + bias + relu), so logits
 # differ by float rounding only: measured max |diff| ~2e-6 on the bundled model.
@@ -73,9 +74,8 @@ def bundled_onnx(tmp_path_factory):
 
 
 def test_onnx_metadata_and_dynamic_batch(bundled_onnx, digits):
-    from digitnet.inference import Predictor
 
-    ref = Predictor.load(None)
+    ref = load_predictor(None, backend="torch")
     side = json.loads(sidecar_for(bundled_onnx).read_text())
     pred = OnnxPredictor.load(bundled_onnx)
     # The normalisation travels inside the ONNX file (metadata_props), identical to the sidecar
@@ -164,12 +164,12 @@ def test_predict_backend_mismatch_is_a_usage_error(tmp_path, capsys):
 def test_bundled_onnx_is_the_bundled_weights(digits):
     """The shipped digitnet.onnx was exported from the shipped safetensors and reads the same."""
     from digitnet.checkpoint import read_metadata
-    from digitnet.inference import Predictor, bundled_model_path, bundled_onnx_path
+    from digitnet.inference import bundled_model_path, bundled_onnx_path
 
     onnx_pred = OnnxPredictor.load(bundled_onnx_path())
     assert onnx_pred.meta["source_save_id"] == read_metadata(bundled_model_path())["save_id"]
     x, _ = digits
-    np.testing.assert_allclose(onnx_pred.predict_proba(x), Predictor.load(None).predict_proba(x), atol=1e-5)
+    np.testing.assert_allclose(onnx_pred.predict_proba(x), load_predictor(None, backend="torch").predict_proba(x), atol=1e-5)
 
 
 def test_exported_onnx_carries_no_debug_metadata(bundled_onnx):
@@ -185,28 +185,34 @@ def test_exported_onnx_carries_no_debug_metadata(bundled_onnx):
         assert b"stack_trace" not in Path(path).read_bytes()
 
 
-def test_predict_default_backend(monkeypatch):
-    from digitnet.commands.predict import _backend
+def test_load_predictor_default_backend(monkeypatch):
+    from digitnet import inference
+    from digitnet.inference import choose_backend
 
-    # No --model: the bundled ONNX twin when ONNX Runtime is there, PyTorch when it is not.
-    assert _backend(None, None) == "onnx"
-    assert _backend("m.safetensors", None) == "torch" and _backend("m.onnx", None) == "onnx"
-    assert _backend(None, "torch") == "torch" and _backend(None, "onnx") == "onnx"
-    monkeypatch.setattr("digitnet.commands.predict._onnx_runtime_available", lambda: False)
-    assert _backend(None, None) == "torch"
+    # No model: the bundled ONNX twin when ONNX Runtime is there, PyTorch when it is not.
+    assert choose_backend(None) == "onnx"
+    assert choose_backend("m.safetensors") == "torch" and choose_backend("m.onnx") == "onnx"
+    assert choose_backend(None, "torch") == "torch" and choose_backend(None, "onnx") == "onnx"
+    assert choose_backend(None, "auto", device="cuda") == "torch"  # ONNX here runs on the CPU
+    with pytest.raises(UsageError, match="unknown backend"):
+        choose_backend(None, "tensorrt")
+    monkeypatch.setattr(inference, "onnxruntime_available", lambda: False)
+    assert choose_backend(None) == "torch"
+    assert load_predictor().backend == "torch"
 
 
-def test_default_onnx_that_cannot_import_falls_back_to_torch(monkeypatch):
-    from digitnet.commands import predict as predict_cmd
+def test_auto_never_serves_a_stale_onnx_twin(monkeypatch):
+    """If the bundled weights change and the ONNX twin is not re-exported, "auto" must answer
+    with the new weights (torch), not the old twin."""
+    from digitnet import checkpoint, inference
 
-    def broken(model):
-        raise UsageError("ONNX inference needs onnxruntime")
-
-    monkeypatch.setattr(predict_cmd, "_load_onnx_predictor", broken)
-    monkeypatch.setattr(predict_cmd, "_load_predictor", lambda model: "torch predictor")
-    assert predict_cmd._load_network(None, "onnx", chosen=True) == "torch predictor"
-    with pytest.raises(UsageError):  # asked for with --backend onnx: say so, no silent switch
-        predict_cmd._load_network(None, "onnx", chosen=False)
+    real = checkpoint.read_metadata
+    monkeypatch.setattr(checkpoint, "read_metadata",
+                        lambda p: {**real(p), "save_id": "another-save"})
+    assert load_predictor().backend == "torch"
+    assert load_predictor(backend="onnx").backend == "onnx"  # asked for by name: as asked
+    monkeypatch.setattr(checkpoint, "read_metadata", real)
+    assert inference.load_predictor().backend == "onnx"
 
 
 def test_predict_default_never_imports_torch(digits, tmp_path):

@@ -306,9 +306,9 @@ def test_preprocessing_never_crashes(h, w, channels, dtype, seed, kind, via):
 
 @pytest.fixture(scope="module")
 def bundled():
-    from digitnet.inference import Predictor
+    from digitnet.inference import load_predictor
 
-    return Predictor.load(None)
+    return load_predictor(None, backend="torch")
 
 
 def _read(img: np.ndarray, predictor) -> str:

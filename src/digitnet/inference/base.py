@@ -8,6 +8,7 @@ callers never need to know how a model was trained.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -65,6 +66,14 @@ class Predictor(Protocol):
     def predict_proba(self, x: np.ndarray) -> np.ndarray: ...  # (N, 28, 28) -> (N, 10)
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...  # digits, confidence
+
+    @staticmethod
+    def load(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
+        """``load_predictor(path, backend="torch", device=device)``: the former
+        ``Predictor.load`` (a PyTorch predictor), kept for its callers."""
+        from . import load_predictor
+
+        return load_predictor(path, backend="torch", device=device)
 
 
 class PredictorBase:

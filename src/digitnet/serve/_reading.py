@@ -107,8 +107,8 @@ def load_reader(model: str | None = None) -> Reader:
     model when onnxruntime is installed; PyTorch otherwise. Raises ``CheckpointError`` /
     ``UsageError`` with one line for a model that cannot be loaded.
     """
-    from ..commands.predict import _backend, _load_network
+    from ..inference import load_predictor
 
-    backend = _backend(model, None)
-    predictor = _load_network(model, backend, chosen=model is None)
+    # One intra-op thread, as predict: requests are small and come from a bounded queue.
+    predictor = load_predictor(model, threads=1)
     return Reader(predictor, model)
