@@ -14,7 +14,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MNIST_MEAN", "MNIST_STD", "input_spec", "to_model_input", "DeviceDataset", "augment_batch"]
+__all__ = [
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "DeviceDataset",
+    "augment_batch",
+    "input_spec",
+    "to_model_input",
+]
 
 # Mean and standard deviation of the official 60,000 MNIST training pixels scaled to [0, 1]
 # (the values every PyTorch MNIST example uses); kept fixed so checkpoints agree on them.
@@ -52,7 +59,9 @@ class DeviceDataset:
     background: float  # the normalised value of a blank pixel (what augmentation pads with)
 
     @classmethod
-    def from_numpy(cls, images: np.ndarray, labels: np.ndarray, spec: dict, device: torch.device) -> DeviceDataset:
+    def from_numpy(
+        cls, images: np.ndarray, labels: np.ndarray, spec: dict, device: torch.device
+    ) -> DeviceDataset:
         x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
         x = to_model_input(x.unsqueeze(1).float().div_(255.0), spec)
         y = torch.from_numpy(np.ascontiguousarray(labels)).to(device=device, dtype=torch.int64)
@@ -69,7 +78,7 @@ def _rand(n: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
 
 
 def augment_batch(x: torch.Tensor, aug, g: torch.Generator, background: float) -> torch.Tensor:
-    """Randomly rotate, scale, shear, shift, elastically warp and thicken/thin a batch.
+    """Randomly rotate, scale, stretch, shear, shift, warp, thicken/thin, gap and clip a batch.
 
     ``x`` is ``(B, 1, 28, 28)`` normalised; ``g`` is a CPU generator (its state is saved in
     resumable checkpoints, so a resumed run draws the same transforms). Pixels moved in from
@@ -78,6 +87,10 @@ def augment_batch(x: torch.Tensor, aug, g: torch.Generator, background: float) -
     b, dev = x.shape[0], x.device
     angle = _rand(b, g, dev) * math.radians(aug.rotate)
     scale = 1.0 + _rand(b, g, dev) * aug.scale
+    aspect_on = getattr(aug, "aspect", 0.0) > 0
+    # Writers differ in how wide they write: the width is scaled by exp(U(-a, a)) on its own.
+    # (Drawn only when enabled, so older configs keep their exact random streams.)
+    xscale = torch.exp(_rand(b, g, dev) * aug.aspect) if aspect_on else torch.ones(b, device=dev)
     shear = _rand(b, g, dev) * math.radians(aug.shear)
     # affine_grid works in [-1, 1] coordinates: 2 pixels of 28 is 2 * 2 / 28.
     tx = _rand(b, g, dev) * (2.0 * aug.translate / 28.0)
@@ -86,8 +99,8 @@ def augment_batch(x: torch.Tensor, aug, g: torch.Generator, background: float) -
     # Output->input mapping: inverse scale, rotation, then shear along x.
     inv = 1.0 / scale
     theta = torch.empty(b, 2, 3, device=dev)
-    theta[:, 0, 0] = inv * cos
-    theta[:, 0, 1] = inv * (-sin + torch.tan(shear) * cos)
+    theta[:, 0, 0] = inv * cos / xscale
+    theta[:, 0, 1] = inv * (-sin + torch.tan(shear) * cos) / xscale
     theta[:, 1, 0] = inv * sin
     theta[:, 1, 1] = inv * (cos + torch.tan(shear) * sin)
     theta[:, 0, 2] = tx
@@ -99,7 +112,12 @@ def augment_batch(x: torch.Tensor, aug, g: torch.Generator, background: float) -
         noise = torch.rand(b, 2, 4, 4, generator=g).to(dev) * 2 - 1
         field = F.interpolate(noise, size=(28, 28), mode="bicubic", align_corners=False)
         grid = grid + field.permute(0, 2, 3, 1) * (2.0 * aug.elastic / 28.0)
-    out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background
+    out = (
+        F.grid_sample(
+            x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+        + background
+    )
     if aug.thickness > 0:
         # Stroke thickness: blend towards a 3x3 dilation (thicker) or erosion (thinner) of the
         # strokes, by a random amount, for a random ``thickness`` share of the batch.
@@ -111,4 +129,71 @@ def augment_batch(x: torch.Tensor, aug, g: torch.Generator, background: float) -
         ero = -F.max_pool2d(-out, 3, stride=1, padding=1)
         morph = torch.where(thicker, dil, ero)
         out = out + amount * (morph - out)
+    if getattr(aug, "pen_lift", 0.0) > 0:
+        out = _pen_lifts(out, aug.pen_lift, g, background)
+    if getattr(aug, "clip", 0.0) > 0:
+        out = _clip_edges(out, aug.clip, g, background)
     return out
+
+
+def _pen_lifts(out: torch.Tensor, p: float, g: torch.Generator, background: float) -> torch.Tensor:
+    """Small gaps in the strokes (a pen lifted or skipping) for a share ``p`` of the batch.
+
+    Up to two discs of radius 0.8-1.6 px are blanked, centred on ink pixels chosen with
+    probability proportional to the ink, so each gap falls on a stroke.
+    """
+    b, dev = out.shape[0], out.device
+    h, w = out.shape[-2:]
+    ink = (out - background).clamp_min(0).view(b, -1)
+    weights = ink + 1e-6  # an image without ink still gives a valid distribution
+    k = 2
+    centre = torch.multinomial(weights.cpu(), k, replacement=True, generator=g).to(dev)
+    cy, cx = (centre // w).float(), (centre % w).float()
+    r = (0.8 + 0.8 * torch.rand(b, k, generator=g)).to(dev)
+    on = (torch.rand(b, k, generator=g) < torch.tensor([1.0, 0.5])).to(dev)
+    chosen = (torch.rand(b, generator=g) < p).to(dev)
+    yy = torch.arange(h, device=dev, dtype=torch.float32).view(1, 1, h, 1)
+    xx = torch.arange(w, device=dev, dtype=torch.float32).view(1, 1, 1, w)
+    d2 = (yy - cy.view(b, k, 1, 1)) ** 2 + (xx - cx.view(b, k, 1, 1)) ** 2
+    # Soft-edged discs (1 inside, 0 one pixel beyond the radius), like an anti-aliased gap.
+    gap = (r.view(b, k, 1, 1) + 0.5 - d2.sqrt()).clamp(0, 1) * on.view(b, k, 1, 1)
+    keep = 1.0 - (gap.amax(1, keepdim=True) * chosen.view(b, 1, 1, 1))
+    return (out - background) * keep + background
+
+
+def _clip_edges(out: torch.Tensor, p: float, g: torch.Generator, background: float) -> torch.Tensor:
+    """Cut 1-2.5 px off one side of the ink for a share ``p`` of the batch.
+
+    A cell cut from a form or a clip from a photo is often cropped a little into the digit;
+    the reader then sees a digit whose outermost stroke is shaved off flat.
+    """
+    b, dev = out.shape[0], out.device
+    h, w = out.shape[-2:]
+    present = (out - background) > 0.25 * (out.amax((2, 3), keepdim=True) - background)
+    rows = present.any(3).view(b, h)
+    cols = present.any(2).view(b, w)
+    idx_h = torch.arange(h, device=dev)
+    idx_w = torch.arange(w, device=dev)
+    top = torch.where(rows, idx_h, h).amin(1).float()
+    bottom = torch.where(rows, idx_h, -1).amax(1).float()
+    left = torch.where(cols, idx_w, w).amin(1).float()
+    right = torch.where(cols, idx_w, -1).amax(1).float()
+    side = torch.randint(0, 4, (b,), generator=g).to(dev)
+    depth = (1.0 + 1.5 * torch.rand(b, generator=g)).to(dev)
+    chosen = (torch.rand(b, generator=g) < p).to(dev)
+    yy = idx_h.float().view(1, h, 1)
+    xx = idx_w.float().view(1, 1, w)
+    s = side.view(b, 1, 1)
+    cut = torch.where(
+        s == 0,
+        yy < (top + depth).view(b, 1, 1),
+        torch.where(
+            s == 1,
+            yy > (bottom - depth).view(b, 1, 1),
+            torch.where(
+                s == 2, xx < (left + depth).view(b, 1, 1), xx > (right - depth).view(b, 1, 1)
+            ),
+        ),
+    )
+    cut = cut & chosen.view(b, 1, 1)
+    return torch.where(cut.unsqueeze(1), torch.full_like(out, background), out)
