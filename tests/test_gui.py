@@ -1,19 +1,21 @@
-"""The desktop app, off-screen: canvas, live reading, images and folders, training, closing.
+"""The desktop app, off-screen: canvas, live reading, images and folders, corrections and
+adapting, the training form and runs, closing, the command.
 
 Reading tests use the bundled model and skip only when its file is absent (or set
-``DIGITNET_TEST_MODEL`` to another checkpoint). Training tests use the real MNIST files from
-the ``mnist_dir`` fixture, on slices of a few hundred images.
+``DIGITNET_TEST_MODEL`` to another checkpoint). Training tests use the small synthetic MNIST of
+``tiny_mnist`` (a few hundred images, one epoch): they test the mechanics, not accuracy. The
+window's responsiveness while training is measured by ``benchmarks/bench_gui_stall.py``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
 import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -23,12 +25,15 @@ import pytest
 pytestmark = pytest.mark.gui
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 
+from digitnet.gui import backend
 from digitnet.gui.canvas import DrawingCanvas
+from digitnet.gui.corrections import CorrectionStore
 from digitnet.gui.main_window import MainWindow
+from digitnet.gui.recognise_page import NO_READING
 from digitnet.gui.widgets import LineChart, ProbabilityBars
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,8 +50,8 @@ def settings(tmp_path: Path) -> QSettings:
 
 
 @pytest.fixture
-def window(qtbot, settings: QSettings):
-    w = MainWindow(settings, interactive_errors=False)
+def window(qtbot, settings: QSettings, tmp_path: Path):
+    w = MainWindow(settings, interactive_errors=False, data_dir=tmp_path / "user-data")
     qtbot.addWidget(w)
     w.show()
     yield w
@@ -63,24 +68,32 @@ def model_path() -> Path:
 
 @pytest.fixture
 def reader(window: MainWindow, model_path: Path) -> MainWindow:
-    window.set_model(None if model_path == BUNDLED else model_path)
+    window.recognise.models.set_model(None if model_path == BUNDLED else model_path)
     return window
 
 
 def circle(cx: float, cy: float, rx: float, ry: float, n: int = 48) -> list[tuple[float, float]]:
-    return [(cx + rx * math.sin(2 * math.pi * t / n), cy - ry * math.cos(2 * math.pi * t / n))
-            for t in range(n + 1)]
+    return [
+        (cx + rx * math.sin(2 * math.pi * t / n), cy - ry * math.cos(2 * math.pi * t / n))
+        for t in range(n + 1)
+    ]
 
 
-def train_setup(w: MainWindow, data: Path, out: Path, *, limit: int, epochs: int = 1,
-                batch: int = 64) -> None:
-    w.recipe_combo.setCurrentText("fast")
-    w.epochs_spin.setValue(epochs)
-    w.batch_spin.setValue(batch)
-    w.limit_spin.setValue(limit)
-    w.device_combo.setCurrentText("cpu")
-    w.data_edit.setText(str(data))
-    w.out_edit.setText(str(out))
+def train_setup(
+    w: MainWindow, data: Path, out: Path, *, limit: int, epochs: int = 1, batch: int = 64
+) -> None:
+    form = w.train.form
+    form.recipe_combo.setCurrentText("fast")
+    form.set_values(
+        {
+            "epochs": epochs,
+            "batch_size": batch,
+            "limit_train": limit,
+            "device": "cpu",
+            "data_dir": str(data),
+        }
+    )
+    form.out_edit.setText(str(out))
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -140,21 +153,30 @@ def test_canvas_tablet_pen_pressure(qtbot) -> None:
     c = DrawingCanvas(pen_width=22)
     qtbot.addWidget(c)
     c.show()
-    pen = QPointingDevice("test pen", 1, QInputDevice.DeviceType.Stylus,
-                          QPointingDevice.PointerType.Pen,
-                          QInputDevice.Capability.Position | QInputDevice.Capability.Pressure,
-                          1, 3)
+    pen = QPointingDevice(
+        "test pen",
+        1,
+        QInputDevice.DeviceType.Stylus,
+        QPointingDevice.PointerType.Pen,
+        QInputDevice.Capability.Position | QInputDevice.Capability.Pressure,
+        1,
+        3,
+    )
     left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
 
-    def event(kind: QEvent.Type, y: float, button: Qt.MouseButton,
-              buttons: Qt.MouseButton) -> QTabletEvent:
+    def event(
+        kind: QEvent.Type, y: float, button: Qt.MouseButton, buttons: Qt.MouseButton
+    ) -> QTabletEvent:
         pos = QPointF(50, y)
-        return QTabletEvent(kind, pen, pos, pos, 0.5, 0, 0, 0, 0, 0,
-                            Qt.KeyboardModifier.NoModifier, button, buttons)
+        return QTabletEvent(
+            kind, pen, pos, pos, 0.5, 0, 0, 0, 0, 0, Qt.KeyboardModifier.NoModifier, button, buttons
+        )
 
-    events = ([event(QEvent.Type.TabletPress, 50, left, left)]
-              + [event(QEvent.Type.TabletMove, y, none, left) for y in range(60, 231, 10)]
-              + [event(QEvent.Type.TabletRelease, 230, left, none)])
+    events = (
+        [event(QEvent.Type.TabletPress, 50, left, left)]
+        + [event(QEvent.Type.TabletMove, y, none, left) for y in range(60, 231, 10)]
+        + [event(QEvent.Type.TabletRelease, 230, left, none)]
+    )
     for ev in events:
         QApplication.sendEvent(c, ev)
         assert ev.isAccepted()  # accepted: Qt synthesises no duplicate mouse stroke
@@ -173,11 +195,20 @@ def test_canvas_high_dpi_maps_logical_to_device_pixels() -> None:
         "a = c.ink_array(); cols = (a > 128).any(axis=0).nonzero()[0];"
         "print(c.devicePixelRatioF(), a.shape[0], a.shape[1], cols.min(), cols.max())"
     )
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QT_SCALE_FACTOR": "2",
-           "PYTHONPATH": str(REPO / "src")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=False,
-                         timeout=120)
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "QT_SCALE_FACTOR": "2",
+        "PYTHONPATH": str(REPO / "src"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     dpr, h, w, lo, hi = out.stdout.split()
     assert float(dpr) == 2.0 and (int(h), int(w)) == (560, 560)  # backing store in device px
@@ -207,76 +238,90 @@ def test_probability_bars_and_chart(qtbot) -> None:
     assert not ch.grab().isNull()
 
 
+def test_undo_is_enabled_after_the_first_mouse_stroke(qtbot, window: MainWindow) -> None:
+    rec = window.recognise
+    c = rec.canvas
+    assert c.is_blank() and not rec.undo_button.isEnabled()
+    QTest.mousePress(c, Qt.MouseButton.LeftButton, pos=QPoint(140, 40))
+    for y in range(50, 241, 10):
+        QTest.mouseMove(c, QPoint(140, y))
+    QTest.mouseRelease(c, Qt.MouseButton.LeftButton, pos=QPoint(140, 240))
+    assert len(c.strokes()) == 1
+    assert rec.undo_button.isEnabled()  # the first stroke on a fresh canvas can be undone
+    rec.undo_button.click()
+    assert c.is_blank() and not rec.undo_button.isEnabled()
+
+
 # ----------------------------------------------------------------------------------- reading
 
 
 def test_blank_canvas_shows_no_prediction(reader: MainWindow) -> None:
-    reader.predict_drawing()
-    assert reader.last_reading is None and reader.bars.probabilities() is None
-    assert reader.result_label.text() == "–"
+    rec = reader.recognise
+    rec.predict_drawing()
+    assert rec.last_reading is None and rec.bars.probabilities() is None
+    assert rec.result_label.text() == NO_READING
 
 
 def test_vertical_line_reads_one_live(qtbot, reader: MainWindow) -> None:
-    with qtbot.waitSignal(reader.readingShown, timeout=3000) as sig:
-        reader.canvas.add_stroke([(140, 40), (140, 240)])
+    rec = reader.recognise
+    with qtbot.waitSignal(rec.readingShown, timeout=3000) as sig:
+        rec.canvas.add_stroke([(140, 40), (140, 240)])
     assert sig.args == ["1"]
-    assert reader.result_label.text() == "1"
-    p = reader.bars.probabilities()
+    assert rec.result_label.text() == "1"
+    p = rec.bars.probabilities()
     assert p is not None and int(np.argmax(p)) == 1 and p[1] > 0.5
-    assert reader.input_view.count() == 1
+    assert rec.input_view.count() == 1
 
 
 def test_debounce_reads_once_per_pause(qtbot, reader: MainWindow) -> None:
+    rec = reader.recognise
     shown: list[str] = []
-    reader.readingShown.connect(shown.append)
+    rec.readingShown.connect(shown.append)
     # Many pen movements in quick succession, as while drawing: one reading after the pause.
     for i in range(12):
-        reader.canvas.add_stroke([(140, 40 + 15 * i), (140, 55 + 15 * i)])
+        rec.canvas.add_stroke([(140, 40 + 15 * i), (140, 55 + 15 * i)])
     assert shown == []  # nothing read while the pen is moving
     qtbot.waitUntil(lambda: shown == ["1"], timeout=3000)
     qtbot.wait(400)
     assert shown == ["1"]
 
 
-def test_drawn_loop_reads_zero(qtbot, reader: MainWindow) -> None:
-    reader.canvas.add_stroke(circle(140, 140, 60, 95))
-    reader.predict_drawing()
-    assert reader.last_reading is not None and reader.last_reading.text == "0"
-
-
 def test_two_digits_read_as_a_number(qtbot, reader: MainWindow) -> None:
-    reader.canvas.add_stroke([(80, 50), (80, 230)])
-    reader.canvas.add_stroke(circle(195, 140, 45, 90))
-    reader.predict_drawing()
-    r = reader.last_reading
+    rec = reader.recognise
+    rec.canvas.add_stroke([(80, 50), (80, 230)])
+    rec.canvas.add_stroke(circle(195, 140, 45, 90))
+    rec.predict_drawing()
+    r = rec.last_reading
     assert r is not None and r.text == "10" and len(r.boxes) == 2
-    assert reader.input_view.count() == 2
-    reader.input_view.selected.emit(1)  # clicking the second digit shows its probabilities
-    assert int(np.argmax(reader.bars.probabilities())) == 0
+    assert rec.input_view.count() == 2
+    rec.input_view.selected.emit(1)  # clicking the second digit shows its probabilities
+    assert int(np.argmax(rec.bars.probabilities())) == 0
 
 
 def test_clear_and_undo_update_prediction(qtbot, reader: MainWindow) -> None:
-    reader.canvas.add_stroke([(140, 40), (140, 240)])
-    reader.predict_drawing()
-    assert reader.result_label.text() == "1"
-    reader.canvas.clear()
-    assert reader.last_reading is None and reader.result_label.text() == "–"
-    with qtbot.waitSignal(reader.readingShown, timeout=3000) as sig:
-        reader.canvas.undo()
+    rec = reader.recognise
+    rec.canvas.add_stroke([(140, 40), (140, 240)])
+    rec.predict_drawing()
+    assert rec.result_label.text() == "1"
+    rec.canvas.clear()
+    assert rec.last_reading is None and rec.result_label.text() == NO_READING
+    with qtbot.waitSignal(rec.readingShown, timeout=3000) as sig:
+        rec.canvas.undo()
     assert sig.args == ["1"]
 
 
 def test_keyboard_shortcuts(qtbot, reader: MainWindow) -> None:
+    c = reader.recognise.canvas
     reader.activateWindow()
-    reader.canvas.add_stroke([(140, 40), (140, 240)])
-    reader.canvas.add_stroke([(40, 140), (240, 140)])
+    c.add_stroke([(140, 40), (140, 240)])
+    c.add_stroke([(40, 140), (240, 140)])
     QTest.keyClick(reader, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert len(reader.canvas.strokes()) == 1
+    assert len(c.strokes()) == 1
     QTest.keyClick(reader, Qt.Key.Key_Delete)
-    assert reader.canvas.is_blank()
-    reader.canvas.add_stroke([(140, 40), (140, 240)])
+    assert c.is_blank()
+    c.add_stroke([(140, 40), (140, 240)])
     QTest.keyClick(reader, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
-    assert reader.canvas.is_blank()
+    assert c.is_blank()
     keys = {a.text(): [k.toString() for k in a.shortcuts()] for a in reader.actions()}
     assert "Ctrl+O" in keys["&Open image(s)…"] and "Ctrl+S" in keys["&Save drawing…"]
     assert "Ctrl+T" in keys["&Start training"]
@@ -290,42 +335,53 @@ def _drawn_png(qtbot, path: Path, strokes: list[list[tuple[float, float]]]) -> P
     return c.save_png(path)
 
 
-def test_load_image_shows_boxes_text_and_target(qtbot, reader: MainWindow,
-                                                tmp_path: Path) -> None:
+def test_load_image_shows_boxes_text_and_target(qtbot, reader: MainWindow, tmp_path: Path) -> None:
+    rec, images = reader.recognise, reader.recognise.images
     one = [[(140, 40), (140, 240)]]
     right = _drawn_png(qtbot, tmp_path / "1_anna.png", one)
-    reader.open_paths([right])
-    assert reader.image_view.has_image()
-    boxes = reader.image_view.boxes()
+    images.open_paths([right])
+    assert images.image_view.has_image()
+    boxes = images.image_view.boxes()
     assert len(boxes) == 1 and boxes[0].label == "1" and boxes[0].ok is True
-    assert "1_anna.png" in reader.image_result.text() and "right" in reader.image_result.text()
-    assert reader.result_label.text() == "1"
+    assert "1_anna.png" in images.image_result.text() and "right" in images.image_result.text()
+    assert rec.result_label.text() == "1" and rec.source == right
     wrong = _drawn_png(qtbot, tmp_path / "7_bob.png", one)
-    reader.open_paths([wrong])
-    assert reader.image_view.boxes()[0].ok is False and "wrong" in reader.image_result.text()
+    images.open_paths([wrong])
+    assert images.image_view.boxes()[0].ok is False and "wrong" in images.image_result.text()
     nameless = _drawn_png(qtbot, tmp_path / "scan.png", one)
-    reader.open_paths([nameless])
-    assert reader.image_view.boxes()[0].ok is None
-    assert "right" not in reader.image_result.text() and "wrong" not in reader.image_result.text()
+    images.open_paths([nameless])
+    assert images.image_view.boxes()[0].ok is None
+    text = images.image_result.text()
+    assert "right" not in text and "wrong" not in text
 
 
 def test_bad_image_is_one_line_not_a_crash(reader: MainWindow, tmp_path: Path) -> None:
     bad = tmp_path / "3_broken.png"
     bad.write_bytes(b"not an image at all")
-    reader.open_paths([bad])  # the slot reports; it must not raise
+    reader.recognise.images.open_paths([bad])  # the slot reports; it must not raise
     assert reader.last_error is not None and "3_broken.png" in reader.last_error
     assert "\n" not in reader.last_error
     assert "3_broken.png" in reader.statusBar().currentMessage()
 
 
+def _drop(window: MainWindow, path: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    window.dropEvent(
+        QDropEvent(
+            QPointF(10, 10),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+    )
+
+
 def test_drop_image_file(qtbot, reader: MainWindow, tmp_path: Path) -> None:
     png = _drawn_png(qtbot, tmp_path / "1_drop.png", [[(140, 40), (140, 240)]])
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(png))])
-    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                    Qt.KeyboardModifier.NoModifier)
-    reader.dropEvent(ev)
-    assert reader.image_view.boxes()[0].label == "1"
+    _drop(reader, png)
+    assert reader.recognise.images.image_view.boxes()[0].label == "1"
 
 
 def _mnist_pngs(folder: Path, data: Path, n: int) -> list[Path]:
@@ -349,82 +405,281 @@ def _write_gray_png(path: Path, a: np.ndarray) -> None:
     raw = b"".join(b"\x00" + a[y].tobytes() for y in range(h))
 
     def chunk(tag: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + tag + body
-                + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + tag
+            + body
+            + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+        )
 
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0,
-                     0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
-def test_folder_results_table_with_accuracy(qtbot, reader: MainWindow, tmp_path: Path,
-                                            mnist_dir: Path) -> None:
+def test_folder_results_table_with_accuracy(
+    qtbot, reader: MainWindow, tmp_path: Path, mnist_dir: Path
+) -> None:
+    images = reader.recognise.images
     files = _mnist_pngs(tmp_path / "digits", mnist_dir, 20)
     (tmp_path / "digits" / "5_broken.png").write_bytes(b"\x89PNG broken")
-    reader.open_paths([tmp_path / "digits"])
-    assert reader._folder is not None  # reading runs in a worker thread; open_paths returned
-    qtbot.waitUntil(lambda: reader._folder is None, timeout=60000)
-    assert reader.table.rowCount() == len(files) + 1  # 20 digits + the broken file, no .txt
-    s = reader.folder_summary
-    assert s["files"] == 21 and s["read"] == 20 and s["with_target"] == 21
-    assert s["right"] >= 17  # MNIST test digits: the model reads nearly all of them
-    assert f"{s['right']}/21" in reader.accuracy_label.text()
-    broken = [r for r in range(reader.table.rowCount())
-              if reader.table.item(r, 0).text() == "5_broken.png"]
-    assert reader.table.item(broken[0], 1).text() == "error"
+    images.open_paths([tmp_path / "digits"])
+    assert images.is_reading()  # reading runs in a worker thread; open_paths returned
+    qtbot.waitUntil(lambda: not images.is_reading(), timeout=60000)
+    assert images.table.rowCount() == len(files) + 1  # 20 digits + the broken file, no .txt
+    s = images.folder_summary
+    # As ``digitnet predict --labels-from-names`` counts: over the files that could be read.
+    assert s is not None and (s.files, s.read, s.with_target) == (21, 20, 20)
+    assert s.right >= 17  # MNIST test digits: the model reads nearly all of them
+    assert f"{s.right}/20" in images.accuracy_label.text()
+    broken = [
+        r
+        for r in range(images.table.rowCount())
+        if images.table.item(r, 0).text() == "5_broken.png"
+    ]
+    assert images.table.item(broken[0], 1).text() == "error"
 
 
-def test_folder_reading_cancels(qtbot, reader: MainWindow, tmp_path: Path,
-                                mnist_dir: Path) -> None:
+def test_folder_reading_cancels(qtbot, reader: MainWindow, tmp_path: Path, mnist_dir: Path) -> None:
+    images = reader.recognise.images
     _mnist_pngs(tmp_path / "digits", mnist_dir, 60)
-    reader.open_paths([tmp_path / "digits"])
-    reader.cancel_folder()
-    qtbot.waitUntil(lambda: reader._folder is None, timeout=60000)
-    assert reader.folder_summary["cancelled"] is True
-    assert reader.table.rowCount() < 60
+    images.open_paths([tmp_path / "digits"])
+    images.cancel_folder()
+    qtbot.waitUntil(lambda: not images.is_reading(), timeout=60000)
+    assert images.folder_summary is not None and images.folder_summary.cancelled
+    assert images.table.rowCount() < 60
 
 
-def test_model_picker_and_remembered_settings(qtbot, settings: QSettings, model_path: Path,
-                                              tmp_path: Path) -> None:
-    w = MainWindow(settings, interactive_errors=False)
+def test_model_picker_and_remembered_settings(
+    qtbot, settings: QSettings, model_path: Path, tmp_path: Path
+) -> None:
+    w = MainWindow(settings, interactive_errors=False, data_dir=tmp_path / "data")
     qtbot.addWidget(w)
-    w.set_model(model_path)
-    assert w.model_info is not None and w.model_info.test_accuracy is not None
-    assert "test accuracy" in w.model_label.text()
-    w.pen_slider.setValue(31)
-    w._set_last_folder(tmp_path)
+    models = w.recognise.models
+    models.set_model(model_path)
+    assert models.model_info is not None and models.model_info.test_accuracy is not None
+    assert "test accuracy" in models.label.text()
+    w.recognise.pen_slider.setValue(31)
+    w.recognise.images.set_last_folder(tmp_path)
     w.close()
-    w2 = MainWindow(settings, interactive_errors=False)
+    w2 = MainWindow(settings, interactive_errors=False, data_dir=tmp_path / "data")
     qtbot.addWidget(w2)
-    assert w2.canvas.pen_width() == 31
-    assert w2.last_folder() == str(tmp_path)
+    m2 = w2.recognise.models
+    assert w2.recognise.canvas.pen_width() == 31
+    assert w2.recognise.images.last_folder() == str(tmp_path)
     w2.load_initial_model()
-    assert w2.model_path == str(model_path.resolve())
-    i = w2.model_combo.findData(str(model_path.resolve()))
+    assert m2.model_path == str(model_path.resolve())
+    i = m2.combo.findData(str(model_path.resolve()))
     assert i >= 0
-    w2.model_combo.activated.emit(0)  # picking "Bundled model" in the list
+    m2.combo.activated.emit(0)  # picking "Bundled model" in the list
     if BUNDLED.exists():
-        assert w2.model_path is None and "bundled" in w2.model_label.text()
-    w2.model_combo.activated.emit(i)  # and back to the checkpoint
-    assert w2.model_path == str(model_path.resolve())
+        assert m2.model_path is None and "bundled" in m2.label.text()
+    m2.combo.activated.emit(i)  # and back to the checkpoint
+    assert m2.model_path == str(model_path.resolve())
     w2.close()
 
 
 def test_bad_checkpoint_keeps_previous_model(reader: MainWindow, tmp_path: Path) -> None:
-    before = reader.predictor
+    models = reader.recognise.models
+    before = models.predictor
     bad = tmp_path / "junk.safetensors"
     bad.write_bytes(b"\x00" * 4)
-    from digitnet.errors import CheckpointError
-
-    with pytest.raises(CheckpointError):
-        reader.set_model(bad)
-    assert reader.predictor is before
-    # Dropped on the window, the same file gives one line in the status bar instead.
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(bad))])
-    reader.dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
-                                Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+    with pytest.raises(backend.CheckpointError):
+        models.set_model(bad)
+    assert models.predictor is before
+    _drop(reader, bad)  # dropped on the window, the same file gives one line instead
     assert reader.last_error is not None and "junk.safetensors" in reader.last_error
-    assert reader.predictor is before
+    assert models.predictor is before
+
+
+# ----------------------------------------------------------------------------------- corrections
+
+
+def test_correction_store_names_files_as_predict_reads_them(tmp_path: Path) -> None:
+    store = CorrectionStore(tmp_path / "corrections")
+    assert store.items() == []  # no folder yet: nothing, and nothing created
+    png = (REPO / "docs" / "screenshots" / "gui-recognise.png").read_bytes()
+    a = store.add_png("7", png)
+    b = store.add_png("7", png)  # the same millisecond must not overwrite the first
+    c = store.add_png(" 42 ", png)
+    assert a.path != b.path and a.path.name.startswith("7_") and a.path.suffix == ".png"
+    assert [x.label for x in store.items()] == ["7", "7", "42"]
+    assert store.counts()["7"] == 2 and c.label == "42"
+    from digitnet.commands.predict import label_from_name
+
+    assert [label_from_name(str(x.path)) for x in store.items()] == ["7", "7", "42"]
+    store.remove(b.path)
+    assert [x.path for x in store.items()] == [a.path, c.path]
+    with pytest.raises(backend.UsageError, match="digits"):
+        store.add_png("seven", png)
+    (tmp_path / "other.png").write_bytes(png)
+    with pytest.raises(backend.UsageError):
+        store.remove(tmp_path / "other.png")  # only the store's own files
+    assert (tmp_path / "other.png").exists()
+
+
+def test_correct_a_reading_list_and_remove(qtbot, reader: MainWindow, tmp_path: Path) -> None:
+    rec = reader.recognise
+    panel = rec.corrections
+    assert not rec.correct_button.isEnabled()  # nothing read yet: nothing to correct
+    rec.canvas.add_stroke([(140, 40), (140, 240)])
+    rec.predict_drawing()
+    rec.correct_edit.setText("7")
+    rec.correct_button.click()
+    files = list((tmp_path / "user-data" / "corrections").iterdir())
+    assert len(files) == 1 and files[0].name.startswith("7_")
+    assert panel.list.count() == 1 and panel.list.item(0).text() == "7"
+    assert "1 correction" in panel.summary.text()
+    # An image file shown in the window is kept as a copy of that file.
+    img = _drawn_png(qtbot, tmp_path / "scan.png", [[(140, 40), (140, 240)]])
+    rec.images.open_paths([img])
+    rec.correct_edit.setText("1x")  # not digits: one line, nothing kept
+    rec.correct_button.click()
+    assert reader.last_error is not None and "1x" in reader.last_error
+    rec.correct_edit.setText("1")
+    rec.correct_edit.returnPressed.emit()
+    assert panel.list.count() == 2
+    assert panel.corrections()[1].path.read_bytes() == img.read_bytes()
+    panel.list.item(0).setSelected(True)
+    panel.remove_button.click()
+    assert [c.label for c in panel.corrections()] == ["1"] and panel.list.count() == 1
+
+
+def _fake_adapt(calls: list, *, block: bool = False):
+    def adapt(examples, base, out, *, stop, on_progress, seconds):
+        calls.append((list(examples), base, Path(out), seconds))
+        on_progress(backend.AdaptProgress(500, 1000, 10, 0.5, 0.9))
+        if block:
+            assert stop.wait(30), "never cancelled"
+            return backend.AdaptOutcome(None, len(examples), 0.6, True, 0.5, 0.5, ())
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(BUNDLED, out)
+        return backend.AdaptOutcome(str(out), len(examples), 0.6, False, 0.5, 1.0, ())
+
+    return adapt
+
+
+def test_adapt_button_runs_in_a_worker_and_uses_the_result(
+    qtbot, reader: MainWindow, monkeypatch
+) -> None:
+    if not BUNDLED.exists():
+        pytest.skip("bundled model not installed")
+    panel = reader.recognise.corrections
+    reader.recognise.canvas.add_stroke([(140, 40), (140, 240)])
+    panel.add_png("1", reader.recognise.canvas.png_bytes())
+    calls: list = []
+    monkeypatch.setattr(backend, "adapt", _fake_adapt(calls))
+    monkeypatch.setattr(backend, "adapt_available", lambda: True)
+    panel._update_buttons()
+    assert panel.adapt_button.isEnabled()
+    with qtbot.waitSignal(panel.adaptFinished, timeout=30000) as sig:
+        panel.adapt_button.click()
+        assert panel.is_adapting() and panel.progress.isVisible()
+    r = sig.args[0]
+    examples, base, out, seconds = calls[0]
+    assert examples == [c.path for c in panel.corrections()] and base is None
+    assert seconds == panel.adapt_seconds
+    assert reader.recognise.models.model_path == str(out.resolve()) == r.checkpoint
+    assert "Adapted" in panel.status.text() and not panel.progress.isVisible()
+
+
+def test_adapt_can_be_cancelled(qtbot, reader: MainWindow, monkeypatch) -> None:
+    panel = reader.recognise.corrections
+    reader.recognise.canvas.add_stroke([(140, 40), (140, 240)])
+    panel.add_png("1", reader.recognise.canvas.png_bytes())
+    before = reader.recognise.models.model_path
+    monkeypatch.setattr(backend, "adapt", _fake_adapt([], block=True))
+    monkeypatch.setattr(backend, "adapt_available", lambda: True)
+    panel._update_buttons()
+    panel.start_adapt()
+    qtbot.waitUntil(lambda: panel.progress.maximum() == 1000, timeout=10000)
+    assert panel.progress.value() == 500
+    with qtbot.waitSignal(panel.adaptFinished, timeout=30000) as sig:
+        panel.cancel_button.click()
+    assert sig.args[0].cancelled and reader.recognise.models.model_path == before
+    assert "Cancelled" in panel.status.text()
+
+
+@pytest.mark.slow
+def test_real_adaptation_from_corrections(
+    qtbot, reader: MainWindow, mnist_dir: Path, tmp_path: Path
+) -> None:
+    """The button against the real library: a short budget, ten drawn examples."""
+    if not backend.adapt_available():
+        pytest.skip("digitnet.adapt not in this installation")
+    panel = reader.recognise.corrections
+    panel.adapt_seconds = 4.0
+    c = reader.recognise.canvas
+    for _ in range(5):
+        c.clear()
+        c.add_stroke([(140, 40), (140, 240)])
+        panel.add_png("1", c.png_bytes())
+        c.clear()
+        c.add_stroke(circle(140, 140, 60, 95))
+        panel.add_png("0", c.png_bytes())
+    with qtbot.waitSignal(panel.adaptFinished, timeout=120000) as sig:
+        panel.start_adapt()
+    r = sig.args[0]
+    assert r.checkpoint is not None and Path(r.checkpoint).exists(), reader.last_error
+    assert r.examples == 10
+    assert reader.recognise.models.model_path == str(Path(r.checkpoint).resolve())
+
+
+# ----------------------------------------------------------------------------------- training form
+
+
+def test_form_is_built_from_train_config(window: MainWindow) -> None:
+    from digitnet.engine import RECIPES, resolve_config
+
+    form = window.train.form
+    assert [form.recipe_combo.itemText(i) for i in range(form.recipe_combo.count())] == list(
+        RECIPES
+    )
+    assert list(form.fields) == [name for name, _ in backend.FORM_FIELDS]
+    for recipe in RECIPES:
+        form.recipe_combo.setCurrentText(recipe)
+        cfg = resolve_config(recipe=recipe)
+        v = form.values()
+        assert v["model"] == cfg.model and v["epochs"] == cfg.epochs
+        assert v["batch_size"] == cfg.batch_size and v["optimizer"] == cfg.optimizer
+        assert v["lr"] == pytest.approx(cfg.lr) and v["schedule"] == cfg.schedule
+        assert v["augment"] == cfg.augment.enabled
+    # What the form hands to training is the engine's own config for those values.
+    form.recipe_combo.setCurrentText("paper")
+    form.set_values({"epochs": 3, "lr": 0.002})
+    got = form.config(out="somewhere")
+    want = resolve_config(
+        recipe="paper",
+        epochs=3,
+        lr=0.002,
+        out="somewhere",
+        device=got.device,
+        threads=got.threads,
+        augment=False,
+    )
+    assert got == want
+
+
+def test_form_settings_are_validated_by_the_engine(window: MainWindow) -> None:
+    device = window.train.form.fields["device"]
+    device.addItem("tpu")  # a value the engine does not accept
+    device.setCurrentText("tpu")
+    window.train.start_training()
+    assert not window.train.is_training()
+    assert window.last_error is not None and "unknown device 'tpu'" in window.last_error
+
+
+def test_learning_rate_box_shows_and_parses_small_rates(window: MainWindow) -> None:
+    form = window.train.form
+    form.recipe_combo.setCurrentText("course")  # SGD lr 1e-4 (the course report)
+    lr = form.fields["lr"]
+    assert lr.value() == pytest.approx(1e-4) and lr.text() == "0.0001"
+    lr.lineEdit().setText("3e-05")
+    lr.interpretText()
+    assert form.values()["lr"] == pytest.approx(3e-5)
 
 
 # ----------------------------------------------------------------------------------- training
@@ -448,116 +703,109 @@ class CountingEvent(threading.Event):
         super().set()
 
 
-def test_short_training_reports_and_finishes(qtbot, window: MainWindow, tmp_path: Path,
-                                             mnist_dir: Path) -> None:
-    train_setup(window, mnist_dir, tmp_path / "runs", limit=256, batch=64)
-    progress: list[dict] = []
-    epochs: list[dict] = []
-    window.start_training()
-    assert window.is_training() and not window.start_button.isEnabled()
-    window._train.worker.progress.connect(progress.append)
-    window._train.worker.epochEnded.connect(epochs.append)
-    with qtbot.waitSignal(window.trainingFinished, timeout=300000) as sig:
+def test_short_training_reports_and_finishes(
+    qtbot, window: MainWindow, tmp_path: Path, tiny_mnist: Path
+) -> None:
+    page = window.train
+    train_setup(window, tiny_mnist, tmp_path / "runs", limit=256, batch=64)
+    progress: list[backend.TrainProgress] = []
+    epochs: list[backend.EpochReport] = []
+    page.start_training()
+    assert page.is_training() and not page.start_button.isEnabled()
+    assert not window.act_train.isEnabled() and window.act_cancel.isEnabled()
+    page.handle.worker.progress.connect(progress.append)
+    page.handle.worker.epochEnded.connect(epochs.append)
+    with qtbot.waitSignal(page.trainingFinished, timeout=300000) as sig:
         pass
     r = sig.args[0]
-    assert not r["interrupted"] and r["checkpoint"] and Path(r["checkpoint"]).exists()
-    assert progress and progress[-1]["global_step"] == progress[-1]["total_steps"] == 4
-    assert len(epochs) == 1
-    assert len(window.loss_chart.series()["train"]) == 1
-    assert len(window.acc_chart.series()["test"]) == 1
-    assert window.result_cells["test_accuracy"].text().endswith("%")
-    assert window.result_cells["train_loss"].text() != "-"
-    assert window.train_progress.value() == window.train_progress.maximum()
-    assert window.start_button.isEnabled() and window.use_model_button.isEnabled()
-    window.use_model_button.click()  # one click: the new model reads the canvas
-    assert window.model_path == str(Path(r["checkpoint"]).resolve())
-    assert window.tabs.currentIndex() == 0
-    assert window.model_info is not None and window.model_info.name == "fast"
+    assert isinstance(r, backend.TrainOutcome)
+    assert not r.interrupted and r.checkpoint and Path(r.checkpoint).exists()
+    assert progress and progress[-1].global_step == progress[-1].total_steps == 4
+    assert len(epochs) == 1 and "test_accuracy" in epochs[0].metrics
+    assert len(page.loss_chart.series()["train"]) == 1
+    assert len(page.acc_chart.series()["test"]) == 1
+    assert page.result_cells["test_accuracy"].text().endswith("%")
+    assert page.result_cells["train_loss"].text() != "-"
+    assert page.train_progress.value() == page.train_progress.maximum()
+    assert page.start_button.isEnabled() and page.use_model_button.isEnabled()
+    page.use_model_button.click()  # one click: the new model reads the canvas
+    models = window.recognise.models
+    assert models.model_path == str(Path(r.checkpoint).resolve())
+    assert window.tabs.currentWidget() is window.recognise
+    assert models.model_info is not None and models.model_info.name == "fast"
 
 
-def test_window_stays_responsive_while_training(qtbot, window: MainWindow, tmp_path: Path,
-                                                mnist_dir: Path) -> None:
-    train_setup(window, mnist_dir, tmp_path / "runs", limit=2048, batch=64)
-    gaps: list[float] = []
-    last = [0.0]
-    training = [False]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        if training[0] and last[0]:
-            gaps.append(now - last[0])
-        last[0] = now
-
-    def started(_info: dict) -> None:
-        training[0] = True
-
-    timer = QTimer()
-    timer.timeout.connect(tick)
-    timer.start(10)
-    window.start_training()
-    # Measured from the first batch on: the one-off import torch.optim triggers on first use
-    # (torch._dynamo, ~5 s, holding the GIL for up to ~0.5 s) happens before that, once per
-    # process, while the window says "Loading data…".
-    window._train.worker.fitStarted.connect(started)  # sets a flag; any thread may do that
-    with qtbot.waitSignal(window.trainingFinished, timeout=300000):
-        pass
-    timer.stop()
-    # The event loop ticked every 10 ms throughout. Target 100 ms; the bound has slack for a
-    # shared test machine. Training on the GUI thread would block for whole seconds.
-    assert len(gaps) > 20, "training too short to measure"
-    assert max(gaps) < 0.3, f"longest stall {max(gaps):.3f} s"
-
-
-def test_cancel_stops_within_one_batch(qtbot, window: MainWindow, tmp_path: Path,
-                                       mnist_dir: Path) -> None:
-    train_setup(window, mnist_dir, tmp_path / "runs", limit=4096, batch=32)
-    window.stop_event_type = CountingEvent
-    window.start_training()
-    stop = window._train.stop
-    window._train.worker.progress.connect(lambda s: window.cancel_training())
-    with qtbot.waitSignal(window.trainingFinished, timeout=300000) as sig:
+def test_cancel_stops_within_one_batch_and_resume_says_what_it_uses(
+    qtbot, window: MainWindow, tmp_path: Path, tiny_mnist: Path
+) -> None:
+    page = window.train
+    train_setup(window, tiny_mnist, tmp_path / "runs", limit=1024, batch=32)
+    page.stop_event_type = CountingEvent
+    page.start_training()
+    stop = page.handle.stop
+    page.handle.worker.progress.connect(lambda _p: page.cancel_training())
+    with qtbot.waitSignal(page.trainingFinished, timeout=300000) as sig:
         pass
     r = sig.args[0]
-    assert r["interrupted"] and r["checkpoint"] is None
+    assert r.interrupted and r.checkpoint is None and r.last_checkpoint
     assert isinstance(stop, CountingEvent) and stop.checks_at_set is not None
     # fit checks the flag once per batch: at most the batch running at the click went on.
     assert stop.checks - stop.checks_at_set <= 1
-    last = Path(r["last_checkpoint"])
+    assert "Cancelled" in page.train_status.text()
+    assert page.start_button.isEnabled() and not page.cancel_button.isEnabled()
     from digitnet.checkpoint import read_metadata
 
-    meta = read_metadata(last)
-    assert meta["resumable"] and meta["train_state"]["step"] < 128  # stopped mid-epoch
-    assert "Cancelled" in window.train_status.text()
-    assert window.start_button.isEnabled() and not window.cancel_button.isEnabled()
+    assert read_metadata(r.last_checkpoint)["resumable"]
+    # The form now asks for other settings; resuming uses the checkpoint's and says so.
+    page.form.set_values({"epochs": 5, "lr": 0.3})
+    page.resume_training(r.last_checkpoint)
+    plan = page.resume_plan
+    assert plan is not None and page.resume_label.isVisible()
+    changed = {label: (ck, form) for label, ck, form in plan.differs}
+    assert changed["Epochs"] == (1, 5) and changed["Learning rate"][1] == 0.3
+    note = page.resume_label.text()
+    assert "from the checkpoint" in note and "Epochs 1 (form: 5)" in note
+    assert page.form.values()["epochs"] == 1  # the form shows what the run really uses
+    with qtbot.waitSignal(page.trainingFinished, timeout=300000) as second:
+        pass
+    r2 = second.args[0]
+    assert not r2.interrupted and Path(r2.checkpoint).parent == Path(r.last_checkpoint).parent
+    assert page.use_model_button.isEnabled()
 
 
-def test_closing_mid_training_is_clean_and_resumable(qtbot, settings: QSettings,
-                                                    tmp_path: Path, mnist_dir: Path) -> None:
-    w = MainWindow(settings, interactive_errors=False)
+def test_resume_refuses_a_final_model(window: MainWindow, model_path: Path) -> None:
+    window.train.resume_training(model_path)
+    assert window.last_error is not None and "not a resumable checkpoint" in window.last_error
+    assert not window.train.is_training()
+
+
+def test_closing_mid_training_is_clean_and_resumable(
+    qtbot, settings: QSettings, tmp_path: Path, tiny_mnist: Path
+) -> None:
+    w = MainWindow(settings, interactive_errors=False, data_dir=tmp_path / "data")
     qtbot.addWidget(w)
     w.show()
-    train_setup(w, mnist_dir, tmp_path / "runs", limit=8192, batch=32, epochs=3)
-    w.start_training()
-    handle = w._train
-    qtbot.waitUntil(lambda: w.train_progress.value() > 0, timeout=300000)
+    train_setup(w, tiny_mnist, tmp_path / "runs", limit=1200, batch=16, epochs=3)
+    w.train.start_training()
+    handle = w.train.handle
+    qtbot.waitUntil(lambda: w.train.train_progress.value() > 0, timeout=300000)
     w.close()
     assert not handle.thread.isRunning()  # closed only after the worker thread ended
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1
     from digitnet.checkpoint import read_metadata
 
-    meta = read_metadata(runs[0] / "last.safetensors")
-    assert meta["resumable"] is True
+    assert read_metadata(runs[0] / "last.safetensors")["resumable"] is True
     assert not (runs[0] / "model.safetensors").exists()  # stopped early: no final model
 
 
 def test_missing_data_is_one_line(qtbot, window: MainWindow, tmp_path: Path) -> None:
     train_setup(window, tmp_path / "no-such-folder", tmp_path / "runs", limit=64)
-    window.start_training()
-    qtbot.waitUntil(lambda: not window.is_training(), timeout=120000)
-    assert "Failed" in window.train_status.text()
+    window.train.start_training()
+    qtbot.waitUntil(lambda: not window.train.is_training(), timeout=120000)
+    assert "Failed" in window.train.train_status.text()
     assert window.last_error is not None and "\n" not in window.last_error
-    assert window.start_button.isEnabled()
+    assert window.train.start_button.isEnabled()
 
 
 # ----------------------------------------------------------------------------------- command
@@ -585,34 +833,57 @@ def test_screenshot_with_corrupt_model_fails(tmp_path: Path, capsys) -> None:
 def test_screenshot_bad_model_is_usage_error(tmp_path: Path, capsys) -> None:
     from digitnet.cli import main
 
-    assert main(["gui", "--screenshot", str(tmp_path / "x.png"), "--model",
-                 str(tmp_path / "missing.safetensors")]) == 2
+    assert (
+        main(
+            [
+                "gui",
+                "--screenshot",
+                str(tmp_path / "x.png"),
+                "--model",
+                str(tmp_path / "missing.safetensors"),
+            ]
+        )
+        == 2
+    )
     assert "missing.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 
 
-def test_learning_rate_box_shows_and_parses_small_rates(window: MainWindow) -> None:
-    window.recipe_combo.setCurrentText("course")  # SGD lr 1e-4 (the course report)
-    assert window.lr_spin.value() == pytest.approx(1e-4)
-    assert window.lr_spin.text() == "0.0001"
-    window.lr_spin.lineEdit().setText("3e-05")
-    window.lr_spin.interpretText()
-    assert window.lr_spin.value() == pytest.approx(3e-5)
-    assert window.train_overrides()["lr"] == pytest.approx(3e-5)
+def _finder(missing: set[str]):
+    return lambda name: None if name in missing else f"lib{name}.so"
 
 
-def test_resume_continues_a_cancelled_run(qtbot, window: MainWindow, tmp_path: Path,
-                                          mnist_dir: Path) -> None:
-    train_setup(window, mnist_dir, tmp_path / "runs", limit=1024, batch=32)
-    window.start_training()
-    window._train.worker.progress.connect(lambda s: window.cancel_training())
-    with qtbot.waitSignal(window.trainingFinished, timeout=300000) as first:
-        pass
-    assert first.args[0]["interrupted"]
-    last = Path(first.args[0]["last_checkpoint"])
-    window.resume_training(last)
-    with qtbot.waitSignal(window.trainingFinished, timeout=300000) as second:
-        pass
-    r = second.args[0]
-    assert not r["interrupted"] and Path(r["checkpoint"]).parent == last.parent
-    assert window.use_model_button.isEnabled()
+def test_missing_xcb_libraries_are_named_in_one_line() -> None:
+    from digitnet.commands.gui import MissingSystemLibraries, check_system_libraries
+
+    x11 = {"DISPLAY": ":0"}
+    with pytest.raises(MissingSystemLibraries) as exc:
+        check_system_libraries(x11, _finder({"xcb-cursor", "xcb-icccm", "xcb-keysyms"}))
+    msg = str(exc.value)
+    assert "\n" not in msg and exc.value.exit_code == 2
+    assert msg.endswith("apt-get install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1")
+    check_system_libraries(x11, _finder(set()))  # all there: nothing to say
+    gone = _finder({"xcb-cursor"})
+    # Qt will not load xcb here, so a missing xcb library does not matter:
+    check_system_libraries({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, gone)
+    check_system_libraries({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, gone)
+    check_system_libraries({}, gone)
+    check_system_libraries(x11, gone, offscreen=True)
+    with pytest.raises(MissingSystemLibraries):
+        check_system_libraries({"QT_QPA_PLATFORM": "xcb"}, gone)  # asked for by name
+
+
+def test_gui_command_stops_before_qt_when_xcb_libraries_are_missing(monkeypatch, capsys) -> None:
+    import ctypes.util
+
+    from digitnet.cli import main
+
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes.util, "find_library", _finder({"xcb-cursor"}))
+    monkeypatch.setitem(sys.modules, "digitnet.gui.app", None)  # Qt must not be reached
+    assert main(["gui"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "libxcb-cursor0" in err and "apt-get install" in err

@@ -17,8 +17,8 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from .._io import write_bytes
-from ..errors import CheckpointError, UsageError
+from . import backend
+from .backend import CheckpointError, UsageError
 from .main_window import TABS, MainWindow
 
 __all__ = ["APPLICATION", "ORGANIZATION", "create_application", "run", "save_screenshot"]
@@ -43,7 +43,8 @@ def create_application(offscreen: bool = False) -> QApplication:
     # Fractional scale factors (125 %, 150 %) as they are, not rounded to 1x or 2x: the canvas
     # allocates its pixmap in device pixels, so strokes stay sharp at any factor.
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
-        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+    )
     app = QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
@@ -60,20 +61,13 @@ def save_screenshot(window: MainWindow, path: str | Path) -> Path:
     if not pixmap.save(buf, "PNG"):
         raise UsageError(f"{path}: could not render the window to PNG")
     buf.close()
-    write_bytes(path, bytes(data.data()))
-    return Path(path)
+    return backend.write_file(path, bytes(data.data()))
 
 
 def _settle(app: QApplication, rounds: int = 5) -> None:
     # Layouts and deferred paints happen in posted events; a few passes let them all land.
     for _ in range(rounds):
         app.processEvents()
-
-
-def _warm_torch_optim() -> None:
-    import torch
-
-    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
 
 
 def run(model: str | None = None, screenshot: str | None = None, tab: str | None = None) -> int:
@@ -88,7 +82,7 @@ def run(model: str | None = None, screenshot: str | None = None, tab: str | None
         # this user's app remembers.
         tmp = tempfile.TemporaryDirectory(prefix="digitnet-gui-")
         settings = QSettings(str(Path(tmp.name) / "settings.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(settings, interactive_errors=False)
+        window = MainWindow(settings, interactive_errors=False, data_dir=Path(tmp.name) / "data")
     else:
         window = MainWindow(QSettings(), interactive_errors=True)
     if tab is not None:
@@ -111,7 +105,12 @@ def run(model: str | None = None, screenshot: str | None = None, tab: str | None
     # The first torch optimizer built in a process imports torch._dynamo (1.7 s on 2 idle cores,
     # ~5 s loaded), holding the GIL in stretches that froze the window for up to 0.5 s when it
     # happened at the start of the first training. Do it once now, while the app starts up.
-    QTimer.singleShot(500, lambda: threading.Thread(target=_warm_torch_optim, name="warm-optim", daemon=True).start())
+    QTimer.singleShot(
+        500,
+        lambda: threading.Thread(
+            target=backend.warm_up_training, name="warm-optim", daemon=True
+        ).start(),
+    )
     # Ctrl+C in the terminal closes the window the normal way (stopping training cleanly). Qt's
     # event loop does not run Python signal handlers by itself: a timer gives Python a turn.
     signal.signal(signal.SIGINT, lambda *_: window.close())

@@ -31,7 +31,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from .._io import write_bytes
+from . import backend
 
 __all__ = ["INK", "PAPER", "DrawingCanvas", "Stroke"]
 
@@ -62,15 +62,16 @@ class Stroke:
 class DrawingCanvas(QWidget):
     """A square paper the user draws a digit (or a number) on.
 
-    Signals: ``changed`` after every visible change (each stroke segment, undo, clear);
-    ``strokeFinished`` when the pen is lifted.
+    Signals: ``changed`` after every change of the drawing or of what undo can do (each stroke
+    segment, the pen lifted, undo, clear); ``strokeFinished`` when the pen is lifted.
     """
 
     changed = Signal()
     strokeFinished = Signal()
 
-    def __init__(self, parent: QWidget | None = None, side: int = 280,
-                 pen_width: int = DEFAULT_PEN_WIDTH) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, side: int = 280, pen_width: int = DEFAULT_PEN_WIDTH
+    ) -> None:
         super().__init__(parent)
         self._side = side
         self._pen_width = int(pen_width)
@@ -129,8 +130,12 @@ class DrawingCanvas(QWidget):
         self._render_all()
         self.changed.emit()
 
-    def add_stroke(self, points: Iterable[tuple[float, float]], width: float | None = None,
-                   pressures: Sequence[float] | None = None) -> None:
+    def add_stroke(
+        self,
+        points: Iterable[tuple[float, float]],
+        width: float | None = None,
+        pressures: Sequence[float] | None = None,
+    ) -> None:
         """Draw a stroke through logical ``points`` as if the pen had traced it.
 
         Used by tests and scripts (and equivalent to mouse input): one ``changed`` signal.
@@ -164,15 +169,18 @@ class DrawingCanvas(QWidget):
         gray = buf.reshape(h, stride)[:, :w]
         return (255 - gray).astype(np.uint8)  # copy: the QImage buffer dies with ``img``
 
-    def save_png(self, path: str | Path) -> Path:
-        """Write the drawing (as shown) to ``path`` as PNG, atomically."""
+    def png_bytes(self) -> bytes:
+        """The drawing (as shown) encoded as PNG."""
         data = QByteArray()
         buf = QBuffer(data)
         buf.open(QIODevice.OpenModeFlag.WriteOnly)
         self._pixmap.toImage().save(buf, "PNG")
         buf.close()
-        write_bytes(path, bytes(data.data()))
-        return Path(path)
+        return bytes(data.data())
+
+    def save_png(self, path: str | Path) -> Path:
+        """Write the drawing (as shown) to ``path`` as PNG, atomically."""
+        return backend.write_file(path, self.png_bytes())
 
     # --- rendering --------------------------------------------------------------------------
 
@@ -192,8 +200,9 @@ class DrawingCanvas(QWidget):
         self.update()
 
     def _pen(self, width: float) -> QPen:
-        return QPen(INK, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                    Qt.PenJoinStyle.RoundJoin)
+        return QPen(
+            INK, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin
+        )
 
     def _paint_segment(self, stroke: Stroke, i: int) -> None:
         """Paint the part of ``stroke`` that point ``i`` added (a dot for the first point)."""
@@ -253,6 +262,9 @@ class DrawingCanvas(QWidget):
             return
         self._commit(self._current)
         self._current = None
+        # The stroke is in the undo history only now: say so, or a window that enables its
+        # Undo button on ``changed`` would leave it disabled after the first stroke.
+        self.changed.emit()
         self.strokeFinished.emit()
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:

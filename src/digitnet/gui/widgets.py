@@ -96,8 +96,11 @@ class ProbabilityBars(QWidget):
             y = d * row_h
             cy = y + row_h / 2
             p.setPen(fg)
-            p.drawText(QRectF(0, y, label_w - 6, row_h),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, str(d))
+            p.drawText(
+                QRectF(0, y, label_w - 6, row_h),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                str(d),
+            )
             x0 = label_w
             full = max(10.0, self.width() - label_w - pct_w)
             p.setPen(Qt.PenStyle.NoPen)
@@ -114,9 +117,11 @@ class ProbabilityBars(QWidget):
             f = p.font()
             f.setBold(d == best)
             p.setFont(f)
-            p.drawText(QRectF(x0 + full + 4, y, pct_w - 4, row_h),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                       f"{100 * v:.1f} %")
+            p.drawText(
+                QRectF(x0 + full + 4, y, pct_w - 4, row_h),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                f"{100 * v:.1f} %",
+            )
             f.setBold(False)
             p.setFont(f)
         p.end()
@@ -234,8 +239,11 @@ class ImageView(QWidget):
         p.fillRect(self.rect(), bg)
         if self._pixmap is None:
             p.setPen(_text_color(self))
-            p.drawText(self.rect().adjusted(12, 12, -12, -12),
-                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+            p.drawText(
+                self.rect().adjusted(12, 12, -12, -12),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self._placeholder,
+            )
             p.end()
             return
         # Work in the image's own pixels so boxes from the segmentation line up exactly.
@@ -266,8 +274,9 @@ class LineChart(QWidget):
 
     COLORS = (ACCENT, QColor(230, 120, 20), GOOD, QColor(140, 60, 170))
 
-    def __init__(self, title: str, y_label: str = "", percent: bool = False,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, title: str, y_label: str = "", percent: bool = False, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self._title = title
         self._y_label = y_label
@@ -345,14 +354,21 @@ class LineChart(QWidget):
         top = fm.height() + 10
         bottom = fm.height() + 12
         right = fm.horizontalAdvance("00") + 8  # room for the last point and its x label
-        plot = QRectF(left, top, max(10.0, self.width() - left - right),
-                      max(10.0, self.height() - top - bottom))
+        plot = QRectF(
+            left,
+            top,
+            max(10.0, self.width() - left - right),
+            max(10.0, self.height() - top - bottom),
+        )
         p.setPen(fg)
         f = p.font()
         f.setBold(True)
         p.setFont(f)
-        p.drawText(QRectF(left, 2, plot.width(), fm.height() + 4),
-                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self._title)
+        p.drawText(
+            QRectF(left, 2, plot.width(), fm.height() + 4),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            self._title,
+        )
         f.setBold(False)
         p.setFont(f)
         xs = [x for pts in self._series.values() for x, _ in pts]
@@ -362,16 +378,21 @@ class LineChart(QWidget):
             x_lo, x_hi = x_lo - 0.5, x_hi + 0.5
 
         def to_px(x: float, y: float) -> QPointF:
-            return QPointF(plot.left() + (x - x_lo) / (x_hi - x_lo) * plot.width(),
-                           plot.bottom() - (y - lo) / (hi - lo) * plot.height())
+            return QPointF(
+                plot.left() + (x - x_lo) / (x_hi - x_lo) * plot.width(),
+                plot.bottom() - (y - lo) / (hi - lo) * plot.height(),
+            )
 
         for t in yticks:
             y = to_px(x_lo, t).y()
             p.setPen(QPen(grid, 1))
             p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
             p.setPen(fg)
-            p.drawText(QRectF(0, y - fm.height() / 2, left - 6, fm.height()),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, self._fmt(t))
+            p.drawText(
+                QRectF(0, y - fm.height() / 2, left - 6, fm.height()),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                self._fmt(t),
+            )
         # Integer epochs on the x axis, thinned so labels never overlap.
         first, last = math.ceil(x_lo), math.floor(x_hi)
         if last >= first:
@@ -379,15 +400,18 @@ class LineChart(QWidget):
             every = max(1, math.ceil((last - first + 1) * label_w / max(plot.width(), 1.0)))
             for e in range(first, last + 1, every):
                 x = to_px(e, lo).x()
-                p.drawText(QRectF(x - 20, plot.bottom() + 2, 40, fm.height() + 4),
-                           Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, str(e))
+                p.drawText(
+                    QRectF(x - 20, plot.bottom() + 2, 40, fm.height() + 4),
+                    Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+                    str(e),
+                )
         p.setPen(QPen(fg, 1))
         p.drawLine(plot.bottomLeft(), plot.bottomRight())
         p.drawLine(plot.bottomLeft(), plot.topLeft())
         if not self._series:
             p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "no epochs yet")
         legend_x = plot.right()
-        for i, (name, pts) in enumerate(reversed(list(self._series.items()))):
+        for i, name in enumerate(reversed(list(self._series))):
             color = self.COLORS[(len(self._series) - 1 - i) % len(self.COLORS)]
             tw = fm.horizontalAdvance(name)
             legend_x -= tw + 26
@@ -395,9 +419,12 @@ class LineChart(QWidget):
             ly = top / 2 + 1
             p.drawLine(QPointF(legend_x, ly), QPointF(legend_x + 14, ly))
             p.setPen(fg)
-            p.drawText(QRectF(legend_x + 18, 2, tw + 4, fm.height() + 4),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
-        for i, (name, pts) in enumerate(self._series.items()):
+            p.drawText(
+                QRectF(legend_x + 18, 2, tw + 4, fm.height() + 4),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                name,
+            )
+        for i, pts in enumerate(self._series.values()):
             color = self.COLORS[i % len(self.COLORS)]
             p.setPen(QPen(color, 2))
             p.setBrush(color)
