@@ -204,6 +204,9 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
+        # Listening from here on: a client that connects before uvicorn has started waits in
+        # the backlog instead of being refused.
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise UsageError(

@@ -27,7 +27,9 @@ class ReadOptions:
 
     single: bool = False
     top_k: int = 3
-    min_confidence: float = 0.5
+    # predict's --min-confidence: digits read below it are rejected ("?" in the text) and
+    # marked low_confidence; None marks digits below predict's default threshold only.
+    min_confidence: float | None = None
     inputs: bool = False  # add each digit's 28x28 input as ``"input"`` (a PNG data URL)
 
 
@@ -55,46 +57,53 @@ class Reader:
         with self._lock:
             return np.asarray(self.predictor.predict_proba(x), np.float32)
 
-    def read(self, data: bytes, name: str, options: ReadOptions) -> dict[str, Any]:
-        """The ``predict --json`` object for one image; ``ImageError`` for an unreadable one."""
-        from ..preprocess import classify, prepare
+    def read(self, data: bytes, name: str, options: ReadOptions) -> tuple[bool, dict[str, Any]]:
+        """``(ok, the predict --json object)`` for one image held in memory; not ok: the
+        image could not be read, and the object's ``error`` says why in one line."""
+        from ..commands.predict import _LOW
+        from ..preprocess import read_bytes, reading_to_json
 
-        prepared = prepare(data, single=options.single, name=name)
-        (reading,) = classify(
-            [prepared], [name], self, top_k=options.top_k, min_confidence=options.min_confidence
+        reject = options.min_confidence
+        reading = read_bytes(
+            data,
+            self,
+            name=name,
+            single=options.single,
+            top_k=options.top_k,
+            min_confidence=_LOW if reject is None else reject,
+            reject_below=reject,
         )
-        obj = reading.to_json()
+        obj = reading_to_json(reading)
         if options.inputs:
             for d_obj, d in zip(obj["digits"], reading.digits, strict=True):
                 d_obj["input"] = _png_data_url(d.image)
-        return obj
+        return reading.ok, obj
 
     def error_object(self, name: str, message: str) -> dict[str, Any]:
         """What ``predict --json`` prints for an input that could not be read."""
-        from ..preprocess import Reading
+        from ..preprocess import Reading, reading_to_json
 
-        return Reading(name, error=message).to_json()
+        return reading_to_json(Reading(name, error=message))
 
     def model_info(self) -> dict[str, Any]:
-        meta: dict[str, Any] = dict(getattr(self.predictor, "meta", {}) or {})
-        metrics = meta.get("metrics") or {}
-        acc = metrics.get("test_accuracy") if isinstance(metrics, dict) else None
-        data = meta.get("data") or {}
-        path = getattr(self.predictor, "path", None)
+        p = self.predictor
+        meta: dict[str, Any] = p.meta
+        data = meta.get("data")
+        cal = meta.get("calibration")
         return {
-            "name": str(meta.get("model", "?")),
-            "file": Path(path).name if path is not None else None,
+            "name": p.name,
+            "file": Path(p.path).name,
             "bundled": self.model_path is None,
-            "backend": "onnx" if type(self.predictor).__name__.startswith("Onnx") else "torch",
-            "test_accuracy": float(acc) if isinstance(acc, (int, float)) else None,
+            "backend": p.backend,
+            "test_accuracy": p.test_accuracy,
             "train_images": data.get("train_images") if isinstance(data, dict) else None,
-            "calibration": meta.get("calibration"),
+            # probabilities = softmax(logits / temperature); 1.0 for an uncalibrated model
+            "calibration": {**(cal if isinstance(cal, dict) else {}), "temperature": p.temperature},
             "input": {
                 "shape": [28, 28],
                 "convention": "white ink (1.0) on black (0.0), digit fitted in the central "
                 "20x20 box, centred on its centre of mass",
-                "normalisation": meta.get("input")
-                or {"kind": "standardize", "mean": 0.1307, "std": 0.3081},
+                "normalisation": p.input,
             },
             "classes": list(range(10)),
         }

@@ -28,7 +28,6 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import ImageError
 from ._limits import DEFAULT_MAX_PIXELS, UploadRejected, check_image_header
 from ._queue import Busy, TimedOut, WorkQueue
 from ._reading import Reader, ReadOptions
@@ -144,9 +143,13 @@ _BEARER = HTTPBearer(
 Single = Annotated[bool, Query(description="each image is one digit: no segmentation")]
 TopK = Annotated[int, Query(ge=1, le=10, description="alternatives listed per digit")]
 MinConf = Annotated[
-    float,
+    float | None,
     Query(
-        ge=0.0, le=1.0, allow_inf_nan=False, description="flag digits read below this probability"
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="reject digits read below this probability: shown as ? in the text, "
+        "marked low_confidence (without it, digits below 0.5 are only marked)",
     ),
 ]
 Inputs = Annotated[
@@ -284,11 +287,10 @@ def create_app(reader: Reader, settings: ServeSettings | None = None) -> FastAPI
         """Runs in a worker thread: header checks, then the reading service."""
         try:
             check_image_header(data, name, s.max_pixels)
-            return 200, reader.read(data, name, options)
         except UploadRejected as exc:
             return exc.status, reader.error_object(name, str(exc))
-        except ImageError as exc:
-            return 400, reader.error_object(name, str(exc))
+        ok, obj = reader.read(data, name, options)
+        return (200 if ok else 400), obj
 
     def read_many(
         files: list[tuple[str, bytes | None, str | None]], options: ReadOptions
@@ -323,7 +325,7 @@ def create_app(reader: Reader, settings: ServeSettings | None = None) -> FastAPI
         cred: Cred,
         single: Single = False,
         top_k: TopK = 3,
-        min_confidence: MinConf = 0.5,
+        min_confidence: MinConf = None,
         inputs: Inputs = False,
     ) -> JSONResponse:
         """The object `digitnet predict --json` prints for one image: `path` (the upload's
@@ -351,7 +353,7 @@ def create_app(reader: Reader, settings: ServeSettings | None = None) -> FastAPI
         cred: Cred,
         single: Single = False,
         top_k: TopK = 3,
-        min_confidence: MinConf = 0.5,
+        min_confidence: MinConf = None,
         inputs: Inputs = False,
     ) -> JSONResponse:
         """`{"results": [...]}`: one `predict --json` object per file, in order; a file that
