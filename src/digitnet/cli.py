@@ -21,7 +21,10 @@ from .errors import DigitnetError, one_line
 __all__ = ["entrypoint", "main", "main_parser"]
 
 # The order sub-commands appear in ``--help``; modules not listed here come after, sorted.
-_ORDER = ["train", "evaluate", "predict", "models", "data", "gui", "experiment", "bench", "export"]
+_ORDER = [
+    "train", "evaluate", "predict", "adapt", "models", "data", "gui", "experiment", "bench",
+    "export",
+]
 
 
 def _command_modules() -> list:

@@ -1,0 +1,590 @@
+"""Teach a model one person's handwriting from a few labelled examples (``digitnet adapt``).
+
+The base model (the bundled one unless another is given) is fine-tuned on the person's examples
+with strong per-batch augmentation (small affine transforms, elastic warps, thicker and thinner
+strokes), so a handful of digits stands for many ways of writing them. Two modes, chosen by what
+is available:
+
+``"replay"``
+    MNIST training images (from ``data_dir`` / ``$DIGITNET_DATA`` / the user cache) are mixed
+    into every batch, so the network keeps what it knew (MNIST test accuracy stays within a few
+    tenths of a point of the base). All layers are trained.
+``"l2sp"``
+    No MNIST data on this machine: only the last convolution stage and the classifier are
+    trained, and the weights are pulled back toward the base's (L2-SP, Li et al. 2018), which
+    is what keeps the rest of the model's knowledge when nothing else reminds it.
+
+Batch norm statistics and dropout stay as the base had them (the model runs in eval mode while
+it learns): a few dozen examples cannot estimate batch statistics, and the base's calibration
+(its stored temperature, where it has one) keeps describing a network whose internal scales did
+not move. The loss uses the base recipe's label smoothing for the same reason.
+
+Training is time-boxed (``seconds``, 60 by default, reading the examples included) and stops
+early once the examples are fit: every example read right, un-augmented, and the augmented
+copies read right too (see ``_fit``). Public API, kept stable for the GUI:
+
+* ``read_examples(paths) -> ExampleSet``: files and folders labelled by name as
+  ``predict --labels-from-names`` reads them; single-digit preprocessing, as predict does.
+* ``ExampleSet.from_arrays(images, labels)``: examples already made into 28x28 inputs.
+* ``adapt_model(examples, *, out, base=None, data_dir=None, seconds=60, seed=0, progress=None,
+  should_stop=None) -> AdaptResult``; ``progress`` gets an ``AdaptProgress`` a few times a
+  second, ``should_stop`` is polled every step (cancel: nothing is written).
+
+Nothing here touches Qt; ``adapt_model`` may run on a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import DataError, ImageError, UsageError
+
+__all__ = [
+    "AdaptMode",
+    "AdaptProgress",
+    "AdaptResult",
+    "ExampleSet",
+    "adapt_model",
+    "check_out",
+    "output_path",
+    "read_examples",
+]
+
+AdaptMode = Literal["replay", "l2sp"]
+StopReason = Literal["fit", "time", "cancelled"]
+
+# ---------------------------------------------------------------------------- settings
+# Numbers below were chosen with benchmarks/bench_adapt.py (scikit-learn's load_digits rendered
+# as user images, 5 examples per digit; MNIST test accuracy of the result), on 2 CPU cores.
+
+# Augmentation of the user's examples: the base recipe's transforms, a little stronger in
+# stroke width (people's pens differ more than MNIST's), so 5 examples of a digit stand for the
+# many ways that writer draws it.
+_USER_AUG = dict(rotate=12.0, scale=0.15, translate=2.5, shear=10.0, elastic=1.2, thickness=0.6)
+# Augmentation of the replayed MNIST images: the bundled model's training recipe.
+_REPLAY_AUG = dict(rotate=12.0, scale=0.15, translate=2.5, shear=8.0, elastic=1.0, thickness=0.3)
+# Batches of 64 (16 + 48): on 2 busy CPU cores one step of 128 takes about 0.8 s, of 64 about
+# 0.3 s; more, smaller steps learn more in the same minute.
+_USER_PER_BATCH = 16  # augmented copies of the examples in each batch
+_REPLAY_PER_BATCH = 48  # replayed MNIST images in each batch (3 of every 4: keeps MNIST)
+_LR = {"replay": 0.003, "l2sp": 0.003}  # SGD with momentum 0.9, constant after a short warm-up
+_WARMUP_STEPS = 10
+# L2-SP strength: alpha/2 * sum((w - w_base)^2) added to the loss. With replay a light pull
+# still helps MNIST; without it, this is the only thing holding the trained layers near the base.
+_L2SP = {"replay": 1e-3, "l2sp": 1e-2}
+# Early stop: checked every _CHECK_EVERY steps, after at least _MIN_STEPS.
+_CHECK_EVERY = 10
+_MIN_STEPS = 60
+_FIT_AUG_ACCURACY = 0.98  # share of a fresh augmented copy of every example read right
+_SAVE_RESERVE_S = 1.0  # time kept back from the budget for writing the checkpoint
+_PROGRESS_EVERY_S = 0.25
+
+
+# ---------------------------------------------------------------------------- examples
+
+
+@dataclass(frozen=True)
+class ExampleSet:
+    """The person's examples as network inputs, and what could not be used (one line each)."""
+
+    images: np.ndarray  # float32 (N, 28, 28) in [0, 1], white ink on black (input convention)
+    labels: np.ndarray  # int64 (N,), 0..9
+    sources: tuple[str, ...] = ()  # where each example came from (file path), when known
+    skipped: tuple[str, ...] = ()  # "PATH: why it was not used"
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 3 or self.images.shape[1:] != (28, 28):
+            raise ValueError(f"examples must be (N, 28, 28) images, got {self.images.shape}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError("one label per example image is needed")
+
+    @classmethod
+    def from_arrays(
+        cls, images: Any, labels: Sequence[int] | np.ndarray, sources: Sequence[str] = ()
+    ) -> ExampleSet:
+        """Examples already made into 28x28 inputs (``preprocess.prepare_single(...).image``)."""
+        x = np.asarray(images, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[None]
+        y = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if y.size and (y.min() < 0 or y.max() > 9):
+            raise UsageError("example labels must be digits 0..9")
+        return cls(np.clip(x, 0.0, 1.0), y, tuple(str(s) for s in sources))
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def per_digit(self) -> dict[int, int]:
+        """How many examples of each digit (all ten listed, zeros included)."""
+        counts = np.bincount(self.labels, minlength=10) if len(self) else np.zeros(10, int)
+        return {d: int(counts[d]) for d in range(10)}
+
+
+def _listing(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
+    # The one listing and label rule of ``predict --labels-from-names`` (never a copy of it).
+    from .preprocess import list_images
+
+    return list_images(paths)
+
+
+def _label_of(path: str) -> str | None:
+    from .preprocess import label_from_name
+
+    return label_from_name(path)
+
+
+def read_examples(paths: Sequence[str | os.PathLike[str]]) -> ExampleSet:
+    """Image files and folders -> examples, labelled by name as ``predict --labels-from-names``
+    reads them (``7_anna.png``, ``digits/7/anna.png``); each image is one digit, prepared as
+    ``predict --single`` prepares it.
+
+    Files with no one-digit label, unreadable images and images with no ink are skipped and
+    listed in ``skipped``. Raises ``ImageError`` when nothing usable remains.
+    """
+    from .preprocess import prepare
+
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    sources: list[str] = []
+    skipped: list[str] = []
+    for path, err in _listing(paths):
+        if err is not None:
+            skipped.append(err)
+            continue
+        label = _label_of(path)
+        if label is None:
+            skipped.append(
+                f"{path}: no label in its name or folder (name it like 7_anna.png "
+                "or put it in a folder named 7)"
+            )
+            continue
+        if len(label) != 1:
+            skipped.append(f"{path}: label {label!r} from its name is not one digit")
+            continue
+        try:
+            prepared = prepare(path, single=True, name=path)
+        except ImageError as exc:
+            skipped.append(str(exc))
+            continue
+        if prepared.image is None:
+            skipped.append(f"{path}: {prepared.message or 'no digit found'}")
+            continue
+        images.append(prepared.image.astype(np.float32))
+        labels.append(int(label))
+        sources.append(path)
+    if not images:
+        given = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+        if len(skipped) == 1:
+            raise ImageError(f"no usable labelled example: {skipped[0]}")
+        why = f": {len(skipped)} images skipped, the first {skipped[0]}" if skipped else ""
+        raise ImageError(f"{given}: no usable labelled example{why}")
+    return ExampleSet(
+        np.stack(images), np.asarray(labels, np.int64), tuple(sources), tuple(skipped)
+    )
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class AdaptProgress:
+    """Sent to ``progress`` a few times a second while the model learns."""
+
+    step: int  # training steps done
+    elapsed: float  # seconds since adapt_model started
+    seconds: float  # the time budget
+    fraction: float  # 0..1, how far along (time or fit, whichever is further)
+    loss: float | None  # loss on the last batch (None before the first)
+    fit_accuracy: float | None  # share of the examples read right at the last check
+    mode: AdaptMode
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    """What ``adapt_model`` did. ``checkpoint`` is None when it was cancelled."""
+
+    checkpoint: Path | None
+    base: Path
+    mode: AdaptMode
+    examples: int
+    per_digit: dict[int, int]
+    skipped: tuple[str, ...]
+    steps: int
+    seconds: float  # wall time of the whole call
+    stopped: StopReason  # "fit": the examples were learnt; "time": the budget ran out
+    accuracy_before: float  # share of the examples the base read right
+    accuracy_after: float  # share the adapted model reads right
+    replay_images: int  # MNIST training images available for replay (0 in l2sp mode)
+    trained_layers: str  # "all" or which layers were trained
+    meta: dict[str, Any] = field(default_factory=dict)  # the checkpoint's metadata
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
+            "base": str(self.base),
+            "mode": self.mode,
+            "examples": self.examples,
+            "per_digit": {str(k): v for k, v in self.per_digit.items()},
+            "skipped": list(self.skipped),
+            "steps": self.steps,
+            "seconds": round(self.seconds, 2),
+            "stopped": self.stopped,
+            "accuracy_before": self.accuracy_before,
+            "accuracy_after": self.accuracy_after,
+            "replay_images": self.replay_images,
+            "trained_layers": self.trained_layers,
+        }
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+def output_path(out: str | os.PathLike[str]) -> Path:
+    """Where the checkpoint will be written: ``out``, with ``.safetensors`` added if it has no
+    suffix; any other suffix is refused (the file is a safetensors checkpoint)."""
+    p = Path(out)
+    if p.suffix == "":
+        return p.with_suffix(".safetensors")
+    if p.suffix.lower() != ".safetensors":
+        raise UsageError(
+            f"--out {out}: the adapted model is a .safetensors checkpoint; name it "
+            f"{p.with_suffix('.safetensors').name}"
+        )
+    return p
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+    except OSError:
+        pass
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def check_out(
+    out: str | os.PathLike[str],
+    base: str | os.PathLike[str],
+    examples: Sequence[str | os.PathLike[str]],
+) -> None:
+    """Refuse an ``out`` that is the base model, one of the ``examples`` or a folder."""
+    from .checkpoint import sidecar_path
+
+    out, base = output_path(out), Path(base)
+    if _same_file(out, base) or _same_file(sidecar_path(out), sidecar_path(base)):
+        raise UsageError(
+            f"--out {out}: is the base model itself; write the adapted model to another file"
+        )
+    for s in examples:
+        if _same_file(out, Path(s)) or _same_file(sidecar_path(out), Path(s)):
+            raise UsageError(f"--out {out}: is one of the example files")
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a file name (me.safetensors)")
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def _replay_data(data_dir: str | os.PathLike[str] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """MNIST training images for replay, or None when this machine has none.
+
+    A ``data_dir`` given explicitly must hold them (a DataError says what is wrong); without
+    one, ``$DIGITNET_DATA`` and the user cache are tried quietly.
+    """
+    from .data.mnist import load_mnist, resolve_data_dir
+
+    try:
+        return load_mnist(resolve_data_dir(data_dir), "train")
+    except DataError:
+        if data_dir is not None:
+            raise
+        return None
+
+
+def _trainable(model, mode: AdaptMode) -> tuple[list[Any], str]:
+    """The parameters to train, and their description."""
+    if mode == "replay":
+        return [p for p in model.parameters()], "all"
+    # Without replay only the top of the network moves: the last stage of features (from the
+    # last convolution on) and the classifier. Early layers (strokes, edges) are shared by every
+    # writer; what differs between writers is how those parts are assembled into digits.
+    import torch.nn as nn
+
+    features = getattr(model, "features", None)
+    head = getattr(model, "head", None)
+    if isinstance(features, nn.Sequential) and head is not None:
+        convs = [i for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
+        start = convs[-1] if convs else len(features)
+        params = [p for m in list(features)[start:] for p in m.parameters()]
+        params += list(head.parameters())
+        return params, f"features[{start}:] and head"
+    # A model of another shape: its last two parameterised modules.
+    mods = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    params = [p for m in mods[-2:] for p in m.parameters(recurse=False)]
+    return params, "last two layers"
+
+
+def _accuracy(model, x, y) -> float:
+    import torch
+
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean())
+
+
+def adapt_model(
+    examples: Sequence[str | os.PathLike[str]] | ExampleSet,
+    *,
+    out: str | os.PathLike[str],
+    base: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    seconds: float = 60.0,
+    seed: int = 0,
+    progress: Callable[[AdaptProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> AdaptResult:
+    """Fine-tune ``base`` (None: the bundled model) on ``examples`` and save it to ``out``.
+
+    ``examples``: image files / folders (``read_examples``) or an ``ExampleSet``. ``seconds``
+    bounds the whole call (reading included); training stops earlier once the examples are
+    fit. ``progress(AdaptProgress)`` is called a few times a second from the calling thread;
+    ``should_stop()`` is polled every step, and when it returns True training ends and nothing
+    is written (``result.checkpoint is None``, ``result.stopped == "cancelled"``).
+
+    Raises ``UsageError`` for a bad ``out`` (the base model itself, an example file, a folder,
+    another suffix), ``ImageError`` when no example is usable, ``CheckpointError`` for a bad
+    base, ``DataError`` for an explicit ``data_dir`` without MNIST training files.
+    """
+    t0 = time.monotonic()
+    if not seconds > 0:
+        raise UsageError(f"--seconds must be positive, not {seconds}")
+    from .inference import bundled_model_path
+
+    base_path = Path(base) if base is not None else bundled_model_path()
+    out_path = output_path(out)
+    if isinstance(examples, ExampleSet):
+        exset = examples
+        if len(exset) == 0:
+            raise ImageError("no examples given")
+    else:
+        check_out(out_path, base_path, [str(p) for p in examples])
+        exset = read_examples(examples)
+    check_out(out_path, base_path, exset.sources)
+
+    import torch
+    import torch.nn.functional as F
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data.tensors import DeviceDataset, augment_batch
+    from .engine.config import AugmentConfig
+
+    model, base_meta = load_checkpoint(base_path, device="cpu")
+    spec = base_meta.get("input") or {"kind": "standardize", "mean": 0.1307, "std": 0.3081}
+    replay = _replay_data(data_dir)
+    mode: AdaptMode = "replay" if replay is not None else "l2sp"
+    smoothing = float((base_meta.get("config") or {}).get("label_smoothing") or 0.0)
+
+    g = torch.Generator().manual_seed(seed)
+    torch_seed_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)  # dropout is off (eval mode); this only fixes anything else random
+    user = DeviceDataset.from_numpy(
+        np.round(exset.images * 255).astype(np.uint8), exset.labels, spec, torch.device("cpu")
+    )
+    # ``from_numpy`` takes uint8 like MNIST; examples in [0, 1] go through it at 8 bits, the
+    # precision every saved image has anyway.
+    bg = user.background
+    replay_ds = (
+        DeviceDataset.from_numpy(replay[0], replay[1], spec, torch.device("cpu"))
+        if replay is not None
+        else None
+    )
+    user_aug = AugmentConfig(enabled=True, **_USER_AUG)
+    replay_aug = AugmentConfig(enabled=True, **_REPLAY_AUG)
+
+    model.eval()  # batch-norm statistics and dropout stay the base's (module docstring)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params, trained = _trainable(model, mode)
+    for p in params:
+        p.requires_grad_(True)
+    anchors = [p.detach().clone() for p in params]
+    alpha = _L2SP[mode]
+    lr = _LR[mode]
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
+
+    acc_before = _accuracy(model, user.images, user.labels)
+    deadline = t0 + seconds - _SAVE_RESERVE_S
+    step, last_loss, fit_acc = 0, None, acc_before
+    stopped: StopReason = "time"
+    last_report = 0.0
+    n_user = len(user)
+    try:
+        while True:
+            now = time.monotonic()
+            if should_stop is not None and should_stop():
+                stopped = "cancelled"
+                break
+            if now >= deadline and step > 0:  # one step at least: the output is adapted
+                stopped = "time"
+                break
+            if (
+                step >= _MIN_STEPS
+                and step % _CHECK_EVERY == 0
+                and _fit(model, user, user_aug, g, bg)
+            ):
+                stopped = "fit"
+                break
+            for group in opt.param_groups:
+                group["lr"] = lr * min(1.0, (step + 1) / _WARMUP_STEPS)
+            idx = torch.randint(0, n_user, (_USER_PER_BATCH,), generator=g)
+            xb = augment_batch(user.images[idx], user_aug, g, bg)
+            yb = user.labels[idx]
+            if replay_ds is not None:
+                ridx = torch.randint(0, len(replay_ds), (_REPLAY_PER_BATCH,), generator=g)
+                xb = torch.cat([xb, augment_batch(replay_ds.images[ridx], replay_aug, g, bg)])
+                yb = torch.cat([yb, replay_ds.labels[ridx]])
+            loss = F.cross_entropy(model(xb), yb, label_smoothing=smoothing)
+            if alpha > 0:
+                loss = loss + 0.5 * alpha * sum(
+                    ((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True)
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if progress is not None and now - last_report >= _PROGRESS_EVERY_S:
+                last_report = now
+                last_loss = float(loss.detach())
+                fit_acc = _accuracy(model, user.images, user.labels)
+                elapsed = time.monotonic() - t0
+                frac = min(1.0, max(elapsed / seconds, fit_acc if step >= _MIN_STEPS else 0.0))
+                progress(
+                    AdaptProgress(step, elapsed, float(seconds), frac, last_loss, fit_acc, mode)
+                )
+    finally:
+        torch.random.set_rng_state(torch_seed_state)
+        for p in model.parameters():
+            p.requires_grad_(False)
+
+    acc_after = _accuracy(model, user.images, user.labels)
+    elapsed = time.monotonic() - t0
+    result_kw: dict[str, Any] = dict(
+        base=base_path,
+        mode=mode,
+        examples=n_user,
+        per_digit=exset.per_digit,
+        skipped=exset.skipped,
+        steps=step,
+        seconds=elapsed,
+        stopped=stopped,
+        accuracy_before=acc_before,
+        accuracy_after=acc_after,
+        replay_images=0 if replay is None else int(replay[1].shape[0]),
+        trained_layers=trained,
+    )
+    if stopped == "cancelled":
+        return AdaptResult(checkpoint=None, meta={}, **result_kw)
+
+    meta = _adapted_meta(
+        base_meta,
+        base_path,
+        exset,
+        mode,
+        step,
+        elapsed,
+        stopped,
+        trained,
+        acc_before,
+        acc_after,
+        result_kw["replay_images"],
+        seed,
+    )
+    written = save_checkpoint(out_path, model, meta)
+    result_kw["seconds"] = time.monotonic() - t0
+    meta["adapt"]["seconds"] = round(result_kw["seconds"], 2)
+    if progress is not None:
+        progress(
+            AdaptProgress(
+                step, result_kw["seconds"], float(seconds), 1.0, last_loss, acc_after, mode
+            )
+        )
+    return AdaptResult(checkpoint=written, meta=meta, **result_kw)
+
+
+def _fit(model, user, aug, g, bg) -> bool:
+    """The examples are learnt: all read right as they are, and at least _FIT_AUG_ACCURACY of
+    one fresh augmented copy of each read right too (the copies stand for the writer's other
+    digits, which is what the person will write next)."""
+    import torch
+
+    from .data.tensors import augment_batch
+
+    with torch.no_grad():
+        if not bool((model(user.images).argmax(1) == user.labels).all()):
+            return False
+        xa = augment_batch(user.images, aug, g, bg)
+        return float((model(xa).argmax(1) == user.labels).float().mean()) >= _FIT_AUG_ACCURACY
+
+
+# Keys of the base's metadata that describe that file, not the adapted one.
+_NOT_INHERITED = {
+    "format",
+    "format_version",
+    "save_id",
+    "created",
+    "versions",
+    "resumable",
+    "train_state",
+    "sha256",
+    "weights_file",
+    "metrics",
+    "adapted_from",
+    "adapt",
+}
+
+
+def _adapted_meta(
+    base_meta: dict[str, Any],
+    base_path: Path,
+    exset: ExampleSet,
+    mode: AdaptMode,
+    steps: int,
+    seconds: float,
+    stopped: StopReason,
+    trained: str,
+    acc_before: float,
+    acc_after: float,
+    replay_images: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The base's metadata (model, input spec, calibration, recipe, data) plus what adapting
+    did. The base's metrics are not carried over: they were measured on another network."""
+    meta = {k: v for k, v in base_meta.items() if k not in _NOT_INHERITED}
+    meta["adapted_from"] = {
+        "path": base_path.name,
+        "save_id": base_meta.get("save_id"),
+        "model": base_meta.get("model"),
+        "test_accuracy": (base_meta.get("metrics") or {}).get("test_accuracy"),
+    }
+    meta["adapt"] = {
+        "mode": mode,
+        "examples": len(exset),
+        "examples_per_digit": {str(k): v for k, v in exset.per_digit.items()},
+        "seconds": round(seconds, 2),
+        "steps": steps,
+        "stopped": stopped,
+        "trained_layers": trained,
+        "replay_images": replay_images,
+        "examples_accuracy_before": acc_before,
+        "examples_accuracy_after": acc_after,
+        "seed": seed,
+    }
+    meta["metrics"] = {}
+    return meta
