@@ -25,14 +25,28 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from digitnet.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
+from digitnet.checkpoint import load_checkpoint, save_checkpoint
 from digitnet.cli import main
 from digitnet.errors import OutputError
 
 # Batch 64 instead of the recipe's 256: 24 steps per epoch, so that epoch 2 lasts long enough for
 # a signal sent when the epoch-1 checkpoint appears to land inside it.
-ARGS = ["--recipe", "fast", "--limit-train", "1500", "--epochs", "2", "--batch-size", "64",
-        "--deterministic", "--device", "cpu", "--threads", "1", "--quiet"]
+ARGS = [
+    "--recipe",
+    "fast",
+    "--limit-train",
+    "1500",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--deterministic",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--quiet",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -56,29 +70,50 @@ def torch_globals():
 
 
 def train_cmd(mnist_dir: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "digitnet", "train", *ARGS, "--data-dir", str(mnist_dir), "--out", str(out), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "digitnet",
+        "train",
+        *ARGS,
+        "--data-dir",
+        str(mnist_dir),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(mnist_dir, tmp_path_factory) -> dict[str, torch.Tensor]:
     """Final weights of a real, uninterrupted CLI run (the reference for both signals)."""
     out = tmp_path_factory.mktemp("full")
-    r = subprocess.run(train_cmd(mnist_dir, out), env=ENV, capture_output=True, text=True, timeout=240)
+    r = subprocess.run(
+        train_cmd(mnist_dir, out), env=ENV, capture_output=True, text=True, timeout=240
+    )
     assert r.returncode == 0, r.stderr
     return weights(out / "model.safetensors")
 
 
-# --------------------------------------------------------------------------- (a) resume == uninterrupted
+# --- (a) resume == uninterrupted
 
 
 def test_mid_epoch_stop_then_resume_is_bitwise_identical(mnist_dir, tmp_path, torch_globals):
+    from digitnet.data.datasets import load_datasets
     from digitnet.engine import fit, resolve_config
     from digitnet.engine.callbacks import Callback
-    from digitnet.data.datasets import load_datasets
 
     def config(out: Path):
-        return resolve_config(recipe="fast", epochs=2, limit_train=1500, deterministic=True, device="cpu",
-                              threads=1, data_dir=str(mnist_dir), out=str(out))
+        return resolve_config(
+            recipe="fast",
+            epochs=2,
+            limit_train=1500,
+            deterministic=True,
+            device="cpu",
+            threads=1,
+            data_dir=str(mnist_dir),
+            out=str(out),
+        )
 
     # Read MNIST once and evaluate on 500 test images: evaluation does not touch the weights,
     # and this keeps the three runs below to a few seconds each.
@@ -111,10 +146,20 @@ def test_mid_epoch_stop_then_resume_is_bitwise_identical(mnist_dir, tmp_path, to
     assert [r.test_accuracy for r in resumed.history] == [r.test_accuracy for r in full.history]
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_real_signal_then_resume_is_bitwise_identical(mnist_dir, tmp_path, uninterrupted, sig, code):
+@pytest.mark.parametrize(
+    "sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_real_signal_then_resume_is_bitwise_identical(
+    mnist_dir, tmp_path, uninterrupted, sig, code
+):
     out = tmp_path / "run"
-    proc = subprocess.Popen(train_cmd(mnist_dir, out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        train_cmd(mnist_dir, out),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not (out / "last.safetensors").exists():
@@ -122,7 +167,7 @@ def test_real_signal_then_resume_is_bitwise_identical(mnist_dir, tmp_path, unint
             assert time.monotonic() < deadline, "no epoch-1 checkpoint after 240 s"
             time.sleep(0.005)
         proc.send_signal(sig)
-        stdout, stderr = proc.communicate(timeout=240)
+        _stdout, stderr = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -144,13 +189,30 @@ def test_real_signal_then_resume_is_bitwise_identical(mnist_dir, tmp_path, unint
         assert meta["train_state"]["epoch"] == 1 and "perm" in state
         return
 
-    r = subprocess.run([sys.executable, "-m", "digitnet", "train", "--resume", str(out / "last.safetensors"),
-                        "--device", "cpu", "--threads", "1", "--quiet"], env=ENV, capture_output=True, text=True, timeout=240)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "digitnet",
+            "train",
+            "--resume",
+            str(out / "last.safetensors"),
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert r.returncode == 0, r.stderr
     assert_bitwise_equal(weights(out / "model.safetensors"), uninterrupted)
 
 
-# --------------------------------------------------------------------------- (b) kill -9 during save
+# --- (b) kill -9 during save
 
 SAVER = textwrap.dedent("""
     import sys, torch
@@ -177,7 +239,9 @@ def test_kill_9_during_save_leaves_a_loadable_checkpoint(tmp_path):
     path = tmp_path / "last.safetensors"
     rng = random.Random(1234)
     for _ in range(5):
-        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], env=ENV, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(path)], env=ENV, stdout=subprocess.PIPE, text=True
+        )
         try:
             assert proc.stdout is not None
             log = [proc.stdout.readline(), proc.stdout.readline()]
@@ -199,10 +263,12 @@ def test_kill_9_during_save_leaves_a_loadable_checkpoint(tmp_path):
         assert version in (saved[-1], started[-1]), (version, saved[-3:], started[-3:])
         assert all(bool((p == version).all()) for p in model.parameters())
         # A kill mid-write may leave a hidden temporary file beside it; never under the real name.
-        assert all(p.name.startswith(".last.") for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+        assert all(
+            p.name.startswith(".last.") for p in tmp_path.iterdir() if p.name.endswith(".tmp")
+        )
 
 
-# --------------------------------------------------------------------------- (c) outputs that cannot be written
+# --- (c) outputs that cannot be written
 
 
 def one_line_error(capsys, argv: list[str]) -> tuple[int, str]:
@@ -216,7 +282,9 @@ def one_line_error(capsys, argv: list[str]) -> tuple[int, str]:
 def test_out_under_a_regular_file(tmp_path, capsys, mnist_dir):
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
-    code, line = one_line_error(capsys, ["train", *ARGS, "--data-dir", str(mnist_dir), "--out", str(blocker / "run")])
+    code, line = one_line_error(
+        capsys, ["train", *ARGS, "--data-dir", str(mnist_dir), "--out", str(blocker / "run")]
+    )
     assert code == 1
     assert line == f"digitnet train: error: {blocker / 'run'}: cannot write: Not a directory"
 
@@ -224,18 +292,27 @@ def test_out_under_a_regular_file(tmp_path, capsys, mnist_dir):
 def test_out_is_a_regular_file(tmp_path, capsys, mnist_dir):
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
-    code, line = one_line_error(capsys, ["train", *ARGS, "--data-dir", str(mnist_dir), "--out", str(blocker)])
+    code, line = one_line_error(
+        capsys, ["train", *ARGS, "--data-dir", str(mnist_dir), "--out", str(blocker)]
+    )
     assert code == 1
-    assert line == f"digitnet train: error: {blocker}: cannot create folder: a file of that name exists"
+    assert (
+        line
+        == f"digitnet train: error: {blocker}: cannot create folder: a file of that name exists"
+    )
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write to read-only folders")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write to read-only folders"
+)
 def test_out_in_a_read_only_folder(tmp_path, capsys, mnist_dir):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        code, line = one_line_error(capsys, ["train", *ARGS, "--data-dir", str(mnist_dir), "--out", str(ro / "run")])
+        code, line = one_line_error(
+            capsys, ["train", *ARGS, "--data-dir", str(mnist_dir), "--out", str(ro / "run")]
+        )
     finally:
         ro.chmod(0o755)
     assert code == 1
@@ -268,7 +345,11 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where):
 
     torch.manual_seed(0)
     old = create_model("fast")
-    meta = {"model": "fast", "model_args": dataclasses.asdict(old.config), "input": {"kind": "raw255"}}
+    meta = {
+        "model": "fast",
+        "model_args": dataclasses.asdict(old.config),
+        "input": {"kind": "raw255"},
+    }
     path = save_checkpoint(tmp_path / "model.safetensors", old, meta)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
@@ -276,8 +357,10 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where):
         real = os.fdopen
         monkeypatch.setattr(os, "fdopen", lambda *a, **k: _FullDisk(real(*a, **k)))
     else:  # delayed allocation: the write is buffered and the error comes at fsync
+
         def fsync(fd):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
         monkeypatch.setattr(os, "fsync", fsync)
     new = create_model("fast")
     with pytest.raises(OutputError) as info:
@@ -287,4 +370,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where):
     # Previous files byte for byte, and no temporary file left behind.
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     loaded, _ = load_checkpoint(path)
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), old.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(loaded.state_dict().values(), old.state_dict().values(), strict=True)
+    )

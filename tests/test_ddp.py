@@ -17,13 +17,30 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                                reason="torch built without gloo distributed support")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+    reason="torch built without gloo distributed support",
+)
 
 # 2,000 images, batch 64 (32 per rank), one epoch: ~31 steps, enough to reach ~89% so that an
 # accuracy difference means something (the fast recipe's batch 256 makes only 8 steps here).
-TRAIN_ARGS = ["train", "--recipe", "fast", "--limit-train", "2000", "--epochs", "1",
-              "--batch-size", "64", "--lr", "0.05", "--device", "cpu", "--json", "--quiet"]
+TRAIN_ARGS = [
+    "train",
+    "--recipe",
+    "fast",
+    "--limit-train",
+    "2000",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--lr",
+    "0.05",
+    "--device",
+    "cpu",
+    "--json",
+    "--quiet",
+]
 # Single-process vs 2 ranks on this setting measured 0.8949 vs 0.8922 test accuracy.
 TOLERANCE = 0.03
 
@@ -52,10 +69,25 @@ def ddp_run(mnist_dir, tmp_path_factory):
     # covers that race without hiding a real failure (which fails both times).
     for attempt in range(2):
         out = tmp_path_factory.mktemp(f"ddp{attempt}") / "run"
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-               "-m", "digitnet", *TRAIN_ARGS, "--out", str(out)]
-        p = subprocess.run(cmd, check=False, capture_output=True, text=True, env=_env(mnist_dir), timeout=600)
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(_free_port()),
+            "-m",
+            "digitnet",
+            *TRAIN_ARGS,
+            "--out",
+            str(out),
+        ]
+        p = subprocess.run(
+            cmd, check=False, capture_output=True, text=True, env=_env(mnist_dir), timeout=600
+        )
         if p.returncode == 0:
             break
     assert p.returncode == 0, p.stderr[-3000:]
@@ -65,8 +97,14 @@ def ddp_run(mnist_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def single_run(mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("single") / "run"
-    p = subprocess.run([sys.executable, "-m", "digitnet", *TRAIN_ARGS, "--out", str(out)],
-                       check=False, capture_output=True, text=True, env=_env(mnist_dir), timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "digitnet", *TRAIN_ARGS, "--out", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=_env(mnist_dir),
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return out, _json_lines(p.stdout)[-1]
 
@@ -76,9 +114,10 @@ def test_ddp_trains_and_rank0_writes_one_checkpoint(ddp_run):
     res = json.loads((out / "result.json").read_text())
     assert res["train_images"] == 2000 and res["epochs"] == 1.0
     assert res["test_accuracy"] > 0.5  # it learned (chance is 0.1)
-    # Exactly one final checkpoint and one resumable one, written by rank 0 only: no stray
-    # temporary files from a second writer racing on the same names.
-    assert sorted(f.name for f in out.glob("*.safetensors")) == ["last.safetensors", "model.safetensors"]
+    # Exactly one final, one best and one resumable checkpoint, written by rank 0 only: no
+    # stray temporary files from a second writer racing on the same names.
+    names = sorted(f.name for f in out.glob("*.safetensors"))
+    assert names == ["best.safetensors", "last.safetensors", "model.safetensors"]
     assert not list(out.glob(".*.tmp"))
     from digitnet.checkpoint import load_checkpoint
 
@@ -101,4 +140,7 @@ def test_ddp_accuracy_matches_single_process(ddp_run, single_run):
     ddp = json.loads((out / "result.json").read_text())
     _, single = single_run
     assert single["train_images"] == ddp["train_images"] == 2000
-    assert abs(ddp["test_accuracy"] - single["test_accuracy"]) <= TOLERANCE, (ddp["test_accuracy"], single["test_accuracy"])
+    assert abs(ddp["test_accuracy"] - single["test_accuracy"]) <= TOLERANCE, (
+        ddp["test_accuracy"],
+        single["test_accuracy"],
+    )

@@ -153,7 +153,13 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(result.to_json()))
         return signals.exit_code
+    from ..calibration import calibrate_run
+
+    # Honest confidence: a temperature fitted on the run's validation split (issue 12).
+    calibration = calibrate_run(result.config, result.checkpoint) if result.checkpoint else None
     out = result.to_json()
+    if calibration is not None:
+        out["calibration"] = calibration
     if args.json:
         print(json.dumps(out))
     else:
@@ -169,6 +175,12 @@ def run(args: argparse.Namespace) -> int:
             reached = f"reached at {result.target_seconds:.1f} s" if hit else "not reached"
             line += f"  target {cfg.target_accuracy:.4f} {reached}"
         print(line)
+        if calibration is not None:
+            print(
+                f"calibration: temperature {calibration['temperature']:.3f} on "
+                f"{calibration['images']:,} validation images, ECE "
+                f"{calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f}"
+            )
         print(f"checkpoint: {result.checkpoint}")
         if result.best_checkpoint is not None and result.best_accuracy is not None:
             split = result.evals[-1].split if result.evals else "test"
