@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import socket
 import struct
 import subprocess
 import sys
@@ -538,7 +539,18 @@ def test_loopback_rule():
 def test_serve_command_end_to_end(tmp_path):
     """The real command in a fresh interpreter: a free loopback port, the page, one reading."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "digitnet", "serve", "--port", "0", "--workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "digitnet",
+            "serve",
+            "--port",
+            "0",
+            "--workers",
+            "1",
+            "--timeout",
+            "1",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -555,6 +567,21 @@ def test_serve_command_end_to_end(tmp_path):
         )
         with urllib.request.urlopen(req, timeout=20) as r:
             assert json.loads(r.read())["text"] == "7"
+        # A client that announces a body and stalls is cut off at the deadline (--timeout).
+        with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                b"Content-Length: 5000\r\n\r\n" + SEVEN[:100]
+            )
+            t = time.perf_counter()
+            answer = ""
+            while not answer.endswith("}"):
+                chunk = sock.recv(4096).decode("latin-1")
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith("HTTP/1.1 408") and "not received within 1 s" in answer
+            assert time.perf_counter() - t < 5
     finally:
         proc.terminate()
         proc.communicate(timeout=20)

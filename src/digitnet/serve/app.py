@@ -8,6 +8,7 @@ refusal is JSON ``{"error": "..."}`` with a 4xx/503 status; a 500 means a bug.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -117,6 +118,7 @@ _BATCH_BODY = {
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "not an image, a broken image, or a bad option"},
     401: {"description": "missing or wrong bearer token (only when the server has one)"},
+    408: {"description": "the request body did not arrive within the request deadline"},
     413: {"description": "request body or image pixel count over the limit"},
     415: {"description": "not an image content type, or an image format not accepted"},
     503: {"description": "queue full or reading timed out; retry later"},
@@ -222,7 +224,13 @@ def create_app(reader: Reader, settings: ServeSettings | None = None) -> FastAPI
         if not hmac.compare_digest(cred.credentials.encode(), s.token.encode()):
             raise ApiError(401, "wrong bearer token", challenge)
 
+    receiving = 0  # requests whose body is being received now (capped like the queue)
+
     async def body(request: Request) -> bytes:
+        """The request body, capped at the upload limit and the request deadline. Bodies
+        are received only while the queue has room, and at most ``queue_limit`` at once: the
+        server holds at most 2 x queue_limit x max_upload_bytes of uploads at any time."""
+        nonlocal receiving
         limit = s.max_upload_bytes
         too_large = f"request body over the upload limit of {limit:,} bytes (--max-upload-mb)"
         declared = request.headers.get("content-length")
@@ -231,11 +239,29 @@ def create_app(reader: Reader, settings: ServeSettings | None = None) -> FastAPI
                 raise ApiError(400, f"bad Content-Length header: {declared[:40]!r}")
             if int(declared) > limit:
                 raise ApiError(413, too_large)
+        if queue.pending >= queue.limit or receiving >= queue.limit:
+            queue.refused += 1
+            raise ApiError(
+                503,
+                f"server busy: {queue.pending} requests in progress (limit "
+                f"{queue.limit}); retry later",
+                {"Retry-After": "1"},
+            )
+        receiving += 1
         buf = bytearray()
-        async for chunk in request.stream():
-            buf += chunk
-            if len(buf) > limit:
-                raise ApiError(413, too_large)
+
+        async def receive_all() -> None:
+            async for chunk in request.stream():
+                buf.extend(chunk)
+                if len(buf) > limit:
+                    raise ApiError(413, too_large)
+
+        try:
+            await asyncio.wait_for(receive_all(), s.timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(408, f"request body not received within {s.timeout_s:g} s") from None
+        finally:
+            receiving -= 1
         return bytes(buf)
 
     async def uploads(request: Request, many: bool) -> list[tuple[str, bytes | None, str | None]]:
