@@ -34,7 +34,7 @@ def run(capsys, argv: list[str]) -> tuple[int, list[str]]:
     (lambda t, d: ["train", "--resume", str(t / "run" / "last.safetensors"), "--device", "cpu", "--quiet"],
      "{t}/run/last.safetensors: no such file"),
     (lambda t, d: ["train", *FAST, "--config", str(t / "settings.toml"), "--data-dir", str(d)],
-     "{t}/settings.toml: cannot read config file"),
+     "{t}/settings.toml: no such file"),
     (lambda t, d: ["evaluate", str(t / "model.safetensors"), "--device", "cpu", "--data-dir", str(d)],
      "{t}/model.safetensors: no such file"),
     (lambda t, d: ["evaluate", "--device", "cpu", "--data-dir", str(t / "no-data"), str(d.parent / "no.pt")],

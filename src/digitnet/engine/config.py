@@ -113,46 +113,105 @@ RECIPES: dict[str, dict[str, Any]] = {
     # a few minutes (docs/performance.md). The augmentation (small affine + elastic + stroke
     # thickness) is what lets the bundled model read real handwriting, not only MNIST.
     "default": dict(
-        model="digitnet", epochs=15, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
-        nesterov=True, weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1,
+        model="digitnet",
+        epochs=15,
+        batch_size=128,
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        schedule="onecycle",
+        label_smoothing=0.1,
         # Writer variation (issue 12): width stretched up to exp(0.2) = 1.22x on its own, pen
         # lifts in a quarter of the batch, a side shaved off in a fifth, and synthetic
         # allographs (flagged 1s, crossed 7s, open 4s ...) as 10% more training images.
-        augment=AugmentConfig(enabled=True, rotate=12.0, scale=0.15, translate=2.5, shear=10.0,
-                              elastic=1.0, thickness=0.4, aspect=0.2, pen_lift=0.25, clip=0.2,
-                              allographs=0.1),
+        augment=AugmentConfig(
+            enabled=True,
+            rotate=12.0,
+            scale=0.15,
+            translate=2.5,
+            shear=10.0,
+            elastic=1.0,
+            thickness=0.4,
+            aspect=0.2,
+            pen_lift=0.25,
+            clip=0.2,
+            allographs=0.1,
+        ),
     ),
     # Time-to-99%: the small model, one-cycle, no augmentation, three epochs. Batch 128 / lr 0.1
     # beat batch 256 / lr 0.2 at the same cost (seeds 0-2: 99.03-99.24% vs 98.90-98.94%, 2 cores).
     "fast": dict(
-        model="fast", epochs=3, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
-        nesterov=True, weight_decay=5e-4, schedule="onecycle", label_smoothing=0.0,
+        model="fast",
+        epochs=3,
+        batch_size=128,
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        schedule="onecycle",
+        label_smoothing=0.0,
         augment=AugmentConfig(enabled=False),
     ),
     # The seed paper: batch 32, 20 epochs, normalised tensors, shuffled data. The paper does not
     # name its optimizer; Adam lr 1e-3 is the common PyTorch choice and our assumption.
     "paper": dict(
-        model="paper", epochs=20, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0,
-        schedule="none", label_smoothing=0.0, augment=AugmentConfig(enabled=False),
+        model="paper",
+        epochs=20,
+        batch_size=32,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        schedule="none",
+        label_smoothing=0.0,
+        augment=AugmentConfig(enabled=False),
     ),
     # The course report: SGD lr 1e-4 momentum 0.9, batch 128, 50 epochs, raw 0..255 pixels.
     "course": dict(
-        model="course", epochs=50, batch_size=128, optimizer="sgd", lr=1e-4, momentum=0.9,
-        nesterov=False, weight_decay=0.0, schedule="none", label_smoothing=0.0, input="raw255",
+        model="course",
+        epochs=50,
+        batch_size=128,
+        optimizer="sgd",
+        lr=1e-4,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=0.0,
+        schedule="none",
+        label_smoothing=0.0,
+        input="raw255",
         augment=AugmentConfig(enabled=False),
     ),
     # The official PyTorch MNIST example (pytorch/examples mnist/main.py): Adadelta lr 1.0,
     # StepLR gamma 0.7 each epoch, batch 64, 14 epochs.
     "pytorch_example": dict(
-        model="pytorch_example", epochs=14, batch_size=64, optimizer="adadelta", lr=1.0,
-        weight_decay=0.0, schedule="step", step_size=1, gamma=0.7, label_smoothing=0.0,
-        augment=AugmentConfig(enabled=False), channels_last=False,
+        model="pytorch_example",
+        epochs=14,
+        batch_size=64,
+        optimizer="adadelta",
+        lr=1.0,
+        weight_decay=0.0,
+        schedule="step",
+        step_size=1,
+        gamma=0.7,
+        label_smoothing=0.0,
+        augment=AugmentConfig(enabled=False),
+        channels_last=False,
     ),
     # The Keras "simple MNIST convnet": Adam (lr 1e-3), batch 128, 15 epochs, inputs in [0, 1].
     "keras_example": dict(
-        model="keras_example", epochs=15, batch_size=128, optimizer="adam", lr=1e-3,
-        weight_decay=0.0, schedule="none", label_smoothing=0.0, input="unit",
-        augment=AugmentConfig(enabled=False), channels_last=False,
+        model="keras_example",
+        epochs=15,
+        batch_size=128,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        schedule="none",
+        label_smoothing=0.0,
+        input="unit",
+        augment=AugmentConfig(enabled=False),
+        channels_last=False,
     ),
 }
 
@@ -191,7 +250,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         reason = (str(exc).splitlines() or ["parse error"])[0][:120]
         raise UsageError(f"{p}: not a valid {kind} config file: {reason}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{p}: a config file holds one object of settings, not a {_type_name(data)}")
+        raise UsageError(
+            f"{p}: a config file holds one object of settings, not a {_type_name(data)}"
+        )
     try:
         _check_types(data, TrainConfig, "")
     except UsageError as exc:
@@ -200,8 +261,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def _type_name(v: Any) -> str:
-    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "integer",
-            float: "number", type(None): "null"}.get(type(v), type(v).__name__)
+    return {
+        dict: "object",
+        list: "list",
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        type(None): "null",
+    }.get(type(v), type(v).__name__)
 
 
 def _show(v: Any) -> str:
@@ -217,8 +285,11 @@ def _check_types(d: dict[str, Any], cls: type, prefix: str) -> None:
     for key, value in d.items():
         name = f"{prefix}{key}"
         if not isinstance(key, str) or key not in hints:
-            known = ", ".join(hints)
-            raise UsageError(f"unknown setting {str(name)[:40]!r}; known: {known}"[:300])
+            import difflib
+
+            close = difflib.get_close_matches(str(key), list(hints), n=1)
+            hint = f"; did you mean {prefix}{close[0]!r}?" if close else ""
+            raise UsageError(f"unknown setting {str(name)[:40]!r}{hint}")
         _check_value(name, value, hints[key])
 
 
@@ -243,7 +314,9 @@ def _check_value(name: str, value: Any, hint: Any) -> None:
         if isinstance(value, AugmentConfig):
             return
         if not isinstance(value, dict):
-            raise UsageError(f"{name} must be an object (or true/false), not {_type_name(value)} {_show(value)}")
+            raise UsageError(
+                f"{name} must be an object (or true/false), not {_type_name(value)} {_show(value)}"
+            )
         _check_types(value, hint, f"{name}.")
         return
     if origin is dict or hint is dict:
@@ -252,7 +325,9 @@ def _check_value(name: str, value: Any, hint: Any) -> None:
         return
     if hint is bool:
         if not isinstance(value, bool):
-            raise UsageError(f"{name} must be true or false, not {_type_name(value)} {_show(value)}")
+            raise UsageError(
+                f"{name} must be true or false, not {_type_name(value)} {_show(value)}"
+            )
     elif hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise UsageError(f"{name} must be an integer, not {_type_name(value)} {_show(value)}")
@@ -266,7 +341,9 @@ def _check_value(name: str, value: Any, hint: Any) -> None:
             raise UsageError(f"{name} must be a string, not {_type_name(value)} {_show(value)}")
 
 
-def resolve_config(recipe: str | None = None, config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
+def resolve_config(
+    recipe: str | None = None, config_file: str | Path | None = None, **overrides: Any
+) -> TrainConfig:
     """Dataclass defaults -> recipe -> config file -> overrides (``None`` values are ignored).
 
     A recipe names its model; an explicit ``model`` override replaces it (and then the recipe's
@@ -275,7 +352,10 @@ def resolve_config(recipe: str | None = None, config_file: str | Path | None = N
     recipe = recipe or "default"
     if recipe not in RECIPES:
         raise UsageError(f"unknown recipe {recipe!r}; choose from: {', '.join(RECIPES)}")
-    base = {k: (dataclasses.replace(v) if isinstance(v, AugmentConfig) else v) for k, v in RECIPES[recipe].items()}
+    base = {
+        k: (dataclasses.replace(v) if isinstance(v, AugmentConfig) else v)
+        for k, v in RECIPES[recipe].items()
+    }
     base["recipe"] = recipe
     layers = [base]
     if config_file is not None:
@@ -292,11 +372,19 @@ def resolve_config(recipe: str | None = None, config_file: str | Path | None = N
             elif isinstance(aug, bool):
                 cur = merged.get("augment") or AugmentConfig()
                 default_aug = RECIPES["default"]["augment"]
-                merged["augment"] = dataclasses.replace(cur if cur.enabled else default_aug, enabled=aug)
+                merged["augment"] = dataclasses.replace(
+                    cur if cur.enabled else default_aug, enabled=aug
+                )
             else:
                 cur = merged.get("augment") or AugmentConfig()
-                merged["augment"] = dataclasses.replace(cur, **_augment_from({**dataclasses.asdict(cur), **aug}).__dict__)
-    if "model" in overrides and overrides["model"] is not None and overrides["model"] != base.get("model"):
+                merged["augment"] = dataclasses.replace(
+                    cur, **_augment_from({**dataclasses.asdict(cur), **aug}).__dict__
+                )
+    if (
+        "model" in overrides
+        and overrides["model"] is not None
+        and overrides["model"] != base.get("model")
+    ):
         merged.setdefault("model_args", {})
     cfg = TrainConfig.from_dict(merged)
     validate(cfg)
@@ -314,10 +402,9 @@ def _flag(name: str) -> str:
 
 def validate(cfg: TrainConfig) -> None:
     """Types, then ranges, of every setting; one ``UsageError`` line naming the flag."""
-    import math
 
     from ..models import list_models
-    from ..models._registry import check_model_args
+    from ..models._registry import MAX_PARAMS, estimate_params
 
     for f in dataclasses.fields(cfg):
         try:
@@ -326,40 +413,87 @@ def validate(cfg: TrainConfig) -> None:
             raise UsageError(f"{_flag(f.name)}: {exc}".replace(f": {f.name} ", " ", 1)) from None
     if cfg.model not in list_models():
         raise UsageError(f"unknown model {cfg.model!r}; choose from: {', '.join(list_models())}")
-    check_model_args(cfg.model, cfg.model_args)
+    n = estimate_params(cfg.model, cfg.model_args)  # checks the arguments; builds nothing
+    if n > MAX_PARAMS:
+        raise UsageError(
+            f"model {cfg.model!r} with these model_args has {n:,} parameters (limit {MAX_PARAMS:,})"
+        )
     a = cfg.augment
     checks = [
         (cfg.epochs >= 1, f"--epochs must be >= 1, not {cfg.epochs}"),
         (cfg.epochs <= 100_000, f"--epochs must be <= 100000, not {cfg.epochs}"),
-        (1 <= cfg.batch_size <= 1 << 20, f"--batch-size must be in 1..1048576, not {cfg.batch_size}"),
-        (cfg.lr > 0 and math.isfinite(cfg.lr), f"--lr must be a finite number > 0, not {cfg.lr}"),
+        (cfg.batch_size >= 1, f"--batch-size must be >= 1, not {cfg.batch_size}"),
+        (cfg.batch_size <= 1 << 20, f"--batch-size must be <= 1048576, not {cfg.batch_size}"),
+        (cfg.lr > 0, f"--lr must be > 0, not {cfg.lr}"),
         (cfg.lr <= 1e3, f"--lr must be <= 1000, not {cfg.lr}"),
         (0 <= cfg.momentum <= 1, f"--momentum must be in [0, 1], not {cfg.momentum}"),
         (0 <= cfg.weight_decay <= 1, f"--weight-decay must be in [0, 1], not {cfg.weight_decay}"),
         (cfg.step_size >= 1, f"step_size must be >= 1, not {cfg.step_size}"),
         (0 < cfg.gamma <= 1, f"gamma must be in (0, 1], not {cfg.gamma}"),
         (0 <= cfg.warmup_frac <= 1, f"warmup_frac must be in [0, 1], not {cfg.warmup_frac}"),
-        (cfg.optimizer in ("sgd", "adam", "adamw", "adadelta"), f"unknown optimizer {cfg.optimizer!r}; choose from: sgd, adam, adamw, adadelta"),
-        (cfg.schedule in ("onecycle", "cosine", "step", "none"), f"unknown schedule {cfg.schedule!r}; choose from: onecycle, cosine, step, none"),
+        (
+            cfg.optimizer in ("sgd", "adam", "adamw", "adadelta"),
+            f"unknown optimizer {cfg.optimizer!r}; choose from: sgd, adam, adamw, adadelta",
+        ),
+        (
+            cfg.schedule in ("onecycle", "cosine", "step", "none"),
+            f"unknown schedule {cfg.schedule!r}; choose from: onecycle, cosine, step, none",
+        ),
         (cfg.input in ("standardize", "raw255", "unit"), f"unknown input scaling {cfg.input!r}"),
-        (cfg.device in ("auto", "cpu", "cuda", "mps") or cfg.device.startswith("cuda:"), f"unknown device {cfg.device!r}; choose from: auto, cpu, cuda, mps"),
-        (cfg.limit_train is None or cfg.limit_train >= 1, f"--limit-train must be >= 1, not {cfg.limit_train}"),
+        (
+            cfg.device in ("auto", "cpu", "cuda", "mps") or cfg.device.startswith("cuda:"),
+            f"unknown device {cfg.device!r}; choose from: auto, cpu, cuda, mps",
+        ),
+        (
+            cfg.limit_train is None or cfg.limit_train >= 1,
+            f"--limit-train must be >= 1, not {cfg.limit_train}",
+        ),
         (cfg.val_split >= 0, f"--val-split must be >= 0, not {cfg.val_split}"),
         (0 <= cfg.seed <= MAX_SEED, f"--seed must be in 0..{MAX_SEED}, not {cfg.seed}"),
-        (cfg.threads is None or 1 <= cfg.threads <= 1024, f"--threads must be in 1..1024, not {cfg.threads}"),
-        (cfg.target_accuracy is None or 0 < cfg.target_accuracy <= 1, f"--target-accuracy must be in (0, 1], not {cfg.target_accuracy}"),
-        (0 <= cfg.label_smoothing < 1, f"--label-smoothing must be in [0, 1), not {cfg.label_smoothing}"),
+        (
+            cfg.threads is None or 1 <= cfg.threads <= 1024,
+            f"--threads must be in 1..1024, not {cfg.threads}",
+        ),
+        (
+            cfg.target_accuracy is None or 0 < cfg.target_accuracy <= 1,
+            f"--target-accuracy must be in (0, 1], not {cfg.target_accuracy}",
+        ),
+        (
+            0 <= cfg.label_smoothing < 1,
+            f"--label-smoothing must be in [0, 1), not {cfg.label_smoothing}",
+        ),
         (0 < cfg.eval_every <= 100_000, f"--eval-every must be > 0, not {cfg.eval_every}"),
-        (1 <= cfg.eval_batch_size <= 1 << 20, f"eval_batch_size must be in 1..1048576, not {cfg.eval_batch_size}"),
+        (
+            1 <= cfg.eval_batch_size <= 1 << 20,
+            f"eval_batch_size must be in 1..1048576, not {cfg.eval_batch_size}",
+        ),
         (cfg.log_every >= 1, f"log_every must be >= 1, not {cfg.log_every}"),
-        (0 <= a.rotate <= 180 and 0 <= a.shear <= 80, f"augment rotate/shear must be in 0..180 / 0..80 degrees, not {a.rotate}/{a.shear}"),
+        (
+            0 <= a.rotate <= 180 and 0 <= a.shear <= 80,
+            f"augment rotate/shear must be in 0..180 / 0..80 degrees, not {a.rotate}/{a.shear}",
+        ),
         (0 <= a.scale < 1, f"augment scale must be in [0, 1), not {a.scale}"),
-        (0 <= a.translate <= 28 and 0 <= a.elastic <= 28, f"augment translate/elastic must be in 0..28 pixels, not {a.translate}/{a.elastic}"),
-        *[(0 <= getattr(a, k) <= 1, f"augment {k} must be a probability in [0, 1], not {getattr(a, k)}")
-          for k in ("thickness", "pen_lift", "clip") if hasattr(a, k)],
-        *[(getattr(a, f.name) >= 0, f"augment {f.name} must be >= 0, not {getattr(a, f.name)}")
-          for f in dataclasses.fields(a) if f.name != "enabled"],
-        (getattr(a, "allographs", 0) <= 10, f"augment allographs must be <= 10, not {getattr(a, 'allographs', 0)}"),
+        (
+            0 <= a.translate <= 28 and 0 <= a.elastic <= 28,
+            f"augment translate/elastic must be in 0..28 pixels, not {a.translate}/{a.elastic}",
+        ),
+        *[
+            (
+                0 <= getattr(a, k) <= 1,
+                f"augment {k} must be a probability in [0, 1], not {getattr(a, k)}",
+            )
+            for k in ("thickness", "pen_lift", "clip")
+            if hasattr(a, k)
+        ],
+        *[
+            (getattr(a, f.name) >= 0, f"augment {f.name} must be >= 0, not {getattr(a, f.name)}")
+            for f in dataclasses.fields(a)
+            if f.name != "enabled"
+        ],
+        (
+            getattr(a, "allographs", 0) <= 10,
+            f"augment allographs must be <= 10, not {getattr(a, 'allographs', 0)}",
+        ),
     ]
     for ok, msg in checks:
         if not ok:
