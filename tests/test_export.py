@@ -47,8 +47,12 @@ def _fresh_checkpoint(folder: Path, name: str) -> Path:
 
     torch.manual_seed(0)
     m = create_model(name).eval()
-    meta = {"model": name, "model_args": dataclasses.asdict(m.config), "input": input_spec("standardize"),
-            "recipe": name}
+    meta = {
+        "model": name,
+        "model_args": dataclasses.asdict(m.config),
+        "input": input_spec("standardize"),
+        "recipe": name,
+    }
     return save_checkpoint(folder / f"{name}.safetensors", m, meta)
 
 
@@ -59,7 +63,9 @@ def test_export_matches_eager_on_real_digits(which, fmt, digits, tmp_path, capsy
     out = tmp_path / f"{which}.{'onnx' if fmt == 'onnx' else 'pt'}"
     rep = export_checkpoint(ckpt, fmt, out, check_images=digits[0])
     with capsys.disabled():
-        print(f"\n{which} {fmt}: max |exported - eager| = {rep['max_abs_diff']:.2e} on {rep['n_checked']} MNIST test digits")
+        print(
+            f"\n{which} {fmt}: max |exported - eager| = {rep['max_abs_diff']:.2e} on {rep['n_checked']} MNIST test digits"
+        )
     assert rep["n_checked"] == 200
     assert rep["max_abs_diff"] < ATOL
     assert out.is_file() and sidecar_for(out).is_file()
@@ -97,9 +103,15 @@ def test_export_cli_reports_and_errors(tmp_path, capsys):
     assert main(["export", str(ckpt), "--format", "torchscript", "--out", str(out), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rep["format"] == "torchscript" and rep["model"] == "fast" and rep["max_abs_diff"] < ATOL
-    assert main(["export", str(ckpt), "--format", "torchscript", "--out", str(out), "--opset", "17"]) == 2
+    assert (
+        main(["export", str(ckpt), "--format", "torchscript", "--out", str(out), "--opset", "17"])
+        == 2
+    )
     assert "--opset applies to ONNX export only" in capsys.readouterr().err
-    assert main(["export", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert (
+        main(["export", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "x.onnx")])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("digitnet export: error:") and len(err.splitlines()) == 1
     with pytest.raises(UsageError):
@@ -133,7 +145,14 @@ def _predict_in_fresh_process(args: list[str]) -> list[dict]:
         "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules}))\n"
     )
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     lines = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
     assert lines[-1] == {"rc": 0, "torch": False}
@@ -147,7 +166,9 @@ def test_predict_backend_onnx_never_imports_torch(bundled_onnx, digits, tmp_path
     onnx_texts = [r["text"] for r in rows]
     # Same images through the PyTorch backend: the same readings.
     assert main(["predict", *imgs, "--single", "--json", "--jobs", "1", "--backend", "torch"]) == 0
-    torch_texts = [json.loads(ln)["text"] for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
+    torch_texts = [
+        json.loads(ln)["text"] for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")
+    ]
     assert onnx_texts == torch_texts
     assert sum(t == str(int(v)) for t, v in zip(onnx_texts, y[:8])) >= 7
 
@@ -155,9 +176,14 @@ def test_predict_backend_onnx_never_imports_torch(bundled_onnx, digits, tmp_path
 def test_predict_backend_mismatch_is_a_usage_error(tmp_path, capsys):
     img = tmp_path / "7.png"
     _png(img, np.zeros((28, 28), np.float32))
-    assert main(["predict", str(img), "--backend", "onnx", "--model", str(tmp_path / "m.safetensors")]) == 2
+    assert (
+        main(["predict", str(img), "--backend", "onnx", "--model", str(tmp_path / "m.safetensors")])
+        == 2
+    )
     assert "--backend onnx needs --model FILE.onnx" in capsys.readouterr().err
-    assert main(["predict", str(img), "--backend", "torch", "--model", str(tmp_path / "m.onnx")]) == 2
+    assert (
+        main(["predict", str(img), "--backend", "torch", "--model", str(tmp_path / "m.onnx")]) == 2
+    )
     assert "runs with --backend onnx" in capsys.readouterr().err
 
 
@@ -169,7 +195,11 @@ def test_bundled_onnx_is_the_bundled_weights(digits):
     onnx_pred = OnnxPredictor.load(bundled_onnx_path())
     assert onnx_pred.meta["source_save_id"] == read_metadata(bundled_model_path())["save_id"]
     x, _ = digits
-    np.testing.assert_allclose(onnx_pred.predict_proba(x), load_predictor(None, backend="torch").predict_proba(x), atol=1e-5)
+    np.testing.assert_allclose(
+        onnx_pred.predict_proba(x),
+        load_predictor(None, backend="torch").predict_proba(x),
+        atol=1e-5,
+    )
 
 
 def test_exported_onnx_carries_no_debug_metadata(bundled_onnx):
@@ -204,15 +234,12 @@ def test_load_predictor_default_backend(monkeypatch):
 def test_auto_never_serves_a_stale_onnx_twin(monkeypatch):
     """If the bundled weights change and the ONNX twin is not re-exported, "auto" must answer
     with the new weights (torch), not the old twin."""
-    from digitnet import checkpoint, inference
+    from digitnet import inference
 
-    real = checkpoint.read_metadata
-    monkeypatch.setattr(checkpoint, "read_metadata",
-                        lambda p: {**real(p), "save_id": "another-save"})
+    assert inference._bundled_save_id() and load_predictor().backend == "onnx"
+    monkeypatch.setattr(inference, "_bundled_save_id", lambda: "another-save")
     assert load_predictor().backend == "torch"
     assert load_predictor(backend="onnx").backend == "onnx"  # asked for by name: as asked
-    monkeypatch.setattr(checkpoint, "read_metadata", real)
-    assert inference.load_predictor().backend == "onnx"
 
 
 def test_predict_default_never_imports_torch(digits, tmp_path):
@@ -220,3 +247,26 @@ def test_predict_default_never_imports_torch(digits, tmp_path):
     imgs = [str(_png(tmp_path / f"{i}_{int(y[i])}.png", x[i])) for i in range(4)]
     rows = _predict_in_fresh_process(imgs)  # no --model, no --backend: the bundled ONNX twin
     assert [r["text"] for r in rows] == [str(int(v)) for v in y[:4]]
+
+
+def test_export_never_overwrites_its_source(tmp_path, capsys):
+    ckpt = _fresh_checkpoint(tmp_path, "fast")
+    from digitnet.checkpoint import sidecar_path
+
+    before = ckpt.read_bytes()
+    side_before = sidecar_path(ckpt).read_bytes()
+    for out in (ckpt, sidecar_path(ckpt), tmp_path / "." / ckpt.name):
+        for fmt in ("onnx", "torchscript"):
+            assert main(["export", str(ckpt), "--format", fmt, "--out", str(out)]) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and "would overwrite" in err
+    assert ckpt.read_bytes() == before and sidecar_path(ckpt).read_bytes() == side_before
+
+
+def test_export_without_the_onnx_extra_names_it(tmp_path, monkeypatch, capsys):
+    ckpt = _fresh_checkpoint(tmp_path, "fast")
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'digitnet[onnx]'" in err
+    assert "onnxscript" in err and not (tmp_path / "m.onnx").exists()

@@ -67,7 +67,7 @@ def test_json_lines_and_boxes(tmp_path, stand_in, capsys):
     assert first["digit"] == 1 and first["confidence"] == pytest.approx(0.91, abs=1e-3)
     assert first["top"][0] == [1, pytest.approx(0.91, abs=1e-3)] and len(first["top"]) == 3
     assert first["box"][0] < second["box"][0]  # left to right, in image pixels
-    x, y, w, h = second["box"]
+    x, y, _w, h = second["box"]
     assert 80 <= x <= 110 and 15 <= y <= 35 and 80 <= h <= 105
 
 
@@ -190,7 +190,7 @@ def test_bundled_model_end_to_end(tmp_path, capsys, mnist_dir):
     y = np.frombuffer(
         gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz").read(), np.uint8, offset=8
     )[:20]
-    for i, (d, lab) in enumerate(zip(x, y)):
+    for i, (d, lab) in enumerate(zip(x, y, strict=True)):
         big = Image.fromarray(255 - d).resize((140, 140), Image.BICUBIC)
         big.save(tmp_path / f"{lab}_{i}.png")
     code = main(["predict", "--labels-from-names", str(tmp_path)])
@@ -209,3 +209,114 @@ def test_many_images_through_worker_processes(tmp_path, stand_in, capsys):
     assert code == 1 and len(rows) == n + 1
     assert [r["text"] for r in rows[:n]] == ["1" if i % 2 else "7" for i in range(n)]
     assert rows[-1]["error"] and "999_bad.png" in rows[-1]["error"]
+
+
+def test_reject_option_shows_question_mark_and_keeps_alternatives(tmp_path, stand_in, capsys):
+    p = draw(tmp_path / "17.png", "17")
+    # The stand-in reads every digit at 0.91: below 0.95 each is rejected, above 0.9 none is.
+    code, (row,), _ = run_json(["--min-confidence", "0.95", p], capsys)
+    assert code == 0 and row["text"] == "??"
+    assert [d["digit"] for d in row["digits"]] == [1, 7]  # best guesses kept in JSON
+    assert all(len(d["top"]) == 3 and d["low_confidence"] for d in row["digits"])
+    assert main(["predict", "--min-confidence", "0.95", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert " ??  " in out and "shown as ?" in out
+    code, (row,), _ = run_json(["--min-confidence", "0.9", p], capsys)
+    assert row["text"] == "17"
+    code, (row,), _ = run_json([p], capsys)  # without the flag: LOW marks only, no '?'
+    assert row["text"] == "17"
+    assert main(["predict", "--min-confidence", "nan", str(p)]) == 2
+
+
+def test_save_preprocessed_never_overwrites_inputs(tmp_path, monkeypatch, capsys):
+    def boom(model, backend):
+        raise AssertionError("refused before any image is read")
+
+    monkeypatch.setattr(predict_cmd, "_load_network", boom)
+    folder = tmp_path / "mine"
+    img = draw(folder / "7.png", "7")
+    before = img.read_bytes()
+    for target in (folder, folder / "."):
+        assert main(["predict", str(folder), "--save-preprocessed", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert "--save-preprocessed" in err and len(err.strip().splitlines()) == 1
+    # The folder of an input file (a file named 7_0.png there would be overwritten).
+    draw(folder / "7_0.png", "7")
+    assert main(["predict", str(folder / "7.png"), "--save-preprocessed", str(folder)]) == 2
+    assert "holds the input" in capsys.readouterr().err
+    assert img.read_bytes() == before
+
+
+def test_save_preprocessed_checked_writable_before_reading(tmp_path, monkeypatch, capsys):
+    def boom(model, backend):
+        raise AssertionError("refused before any image is read")
+
+    monkeypatch.setattr(predict_cmd, "_load_network", boom)
+    img = draw(tmp_path / "in" / "7.png", "7")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["predict", str(img), "--save-preprocessed", str(blocker / "sub")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a-file" in err
+
+
+class Interrupting(Tall):
+    """Reads like Tall, then 'Ctrl-C' once more than ``after`` images went through."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.seen = after, 0
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        self.seen += len(x)
+        if self.seen > self.after:
+            raise KeyboardInterrupt
+        return super().predict_proba(x)
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_ctrl_c_prints_the_readings_made_and_exits_130(tmp_path, monkeypatch, capsys, fmt):
+    for i in range(40):
+        draw(tmp_path / f"{i:02d}_1.png", "1")
+    monkeypatch.setattr(predict_cmd, "_load_network", lambda m, b: Interrupting(after=20))
+    args = ["predict", "--jobs", "1", str(tmp_path)] + (["--json"] if fmt == "json" else [])
+    assert main(args) == 130
+    out, err = capsys.readouterr()
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    if fmt == "json":
+        rows = [json.loads(ln) for ln in lines]
+        assert len(rows) == 16 and all(r["text"] == "1" for r in rows)  # the first chunk
+    else:
+        assert len(lines) == 1 + 16 and lines[1].split()[0].endswith("00_1.png")
+    assert "interrupted after 16 of 40" in err and "Traceback" not in err
+
+
+def test_one_folder_reads_the_same_through_predict_and_the_gui(tmp_path, capsys):
+    """The CLI's folder reading and the GUI's (and the library's read_files) agree."""
+    from digitnet.inference import load_predictor
+    from digitnet.preprocess import read_files, reading_to_json
+
+    folder = tmp_path / "digits"
+    draw(folder / "7" / "anna.png", "7")  # label from the parent folder
+    draw(folder / "1_bob.png", "1")
+    draw(folder / "sub" / "17.PNG", "17")  # upper-case extension, nested folder
+    draw(folder / "71.webp", "71", "WEBP")
+    (folder / ".hidden.png").write_bytes(b"x")  # hidden: skipped by both
+    (folder / "notes.txt").write_text("not an image")  # not an image extension: skipped
+    assert main(["predict", "--json", "--jobs", "1", "--labels-from-names", str(folder)]) == 0
+    cli = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert len(cli) == 4
+    lib = [
+        reading_to_json(r, label=label_from_name(r.source), with_label=True)
+        for r in read_files([folder], load_predictor(threads=1))
+    ]
+    assert lib == cli
+    backend = pytest.importorskip("digitnet.gui.backend")
+    import threading
+
+    got = []
+    backend.read_files(
+        [folder], None, stop=threading.Event(), on_result=lambda res, done, total: got.append(res)
+    )
+    assert [(g.path, g.text, g.target) for g in got] == [
+        (c["path"], c["text"], c["label"]) for c in cli
+    ]

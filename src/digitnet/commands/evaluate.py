@@ -21,21 +21,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..checkpoint import load_checkpoint
     from ..data.mnist import load_mnist, resolve_data_dir
     from ..data.tensors import DeviceDataset
     from ..engine.fit import evaluate, resolve_device
     from ..evaluation import classification_report, write_report
+    from ..inference import load_predictor
 
     device = resolve_device(args.device)
     if args.report:
         from .._io import ensure_dir
 
         ensure_dir(args.report)
-    model, meta = load_checkpoint(args.checkpoint, device=str(device))
+    # The one loader: a checked model (input spec, finite outputs, 10 classes) or one line.
+    pred = load_predictor(args.checkpoint, backend="torch", device=str(device))
+    model, meta = pred.model, pred.meta
     data_dir = resolve_data_dir(args.data_dir)
     images, labels = load_mnist(data_dir, args.split)
-    ds = DeviceDataset.from_numpy(images, labels, meta.get("input") or {"kind": "standardize", "mean": 0.1307, "std": 0.3081}, device)
+    ds = DeviceDataset.from_numpy(images, labels, pred.input, device)
     r = evaluate(model, ds, 1000, details=True)
     rep = classification_report(labels, r["predictions"])
     out = {

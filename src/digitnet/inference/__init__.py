@@ -106,15 +106,29 @@ def choose_backend(
     return backend
 
 
+def _bundled_save_id() -> str | None:
+    """The bundled checkpoint's ``save_id``, read from its safetensors header alone (a few
+    KB; no torch, no schema check: the file is ours and only compared, never used here)."""
+    import json
+    import struct
+
+    try:
+        with open(bundled_model_path(), "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > 1 << 24:
+                return None
+            header = json.loads(fh.read(n))
+        meta = json.loads(header["__metadata__"]["digitnet"])
+    except (OSError, ValueError, KeyError, TypeError, struct.error):
+        return None
+    sid = meta.get("save_id") if isinstance(meta, dict) else None
+    return sid if isinstance(sid, str) else None
+
+
 def _current_twin(pred: OnnxPredictor) -> bool:
     """Whether the bundled ONNX file was exported from the bundled checkpoint (its save_id):
     after the bundled weights are replaced, a stale twin must not answer for them."""
-    from ..checkpoint import read_metadata
-
-    try:
-        source = read_metadata(bundled_model_path()).get("save_id")
-    except CheckpointError:
-        return True  # no bundled safetensors to compare with: the twin is all there is
+    source = _bundled_save_id()
     return source is None or pred.meta.get("source_save_id") == source
 
 
