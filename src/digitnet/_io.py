@@ -108,9 +108,11 @@ def read_user_file(
     what: str = "file",
     label: str | None = None,
     allow_empty: bool = False,
+    head: int | None = None,
 ) -> bytes:
     """The bytes of a user's file, after ``check_user_file``'s checks; never more than
     ``max_bytes`` are read (a file that grows while it is read is refused, not followed).
+    With ``head``, only the first ``head`` bytes (to sniff a format before reading the rest).
 
     The file is opened with ``O_NONBLOCK`` and checked again through its descriptor, so a path
     swapped for a FIFO between the check and the open still cannot block.
@@ -136,6 +138,8 @@ def read_user_file(
             raise error(f"{name}: {kind}")
         chunks: list[bytes] = []
         total = 0
+        if head is not None:
+            return os.read(fd, head)
         while True:
             chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
             if not chunk:

@@ -10,19 +10,27 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from pathlib import Path
 from typing import Any, BinaryIO, Union
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageOps, ImageStat
 
+from .._io import check_user_file, read_user_file
 from ..errors import ImageError
 
-__all__ = ["ImageSource", "MAX_PIXELS", "WORK_MAX_SIDE", "load_image", "from_pil", "from_array",
-           "decode"]
+__all__ = [
+    "MAX_PIXELS",
+    "WORK_MAX_SIDE",
+    "ImageSource",
+    "decode",
+    "from_array",
+    "from_pil",
+    "load_image",
+]
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image,
-                    np.ndarray]
+ImageSource = Union[
+    str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image, np.ndarray
+]
 
 # Pillow's own decompression-bomb limit (about 89 megapixels, a 12k x 7k photo): larger images
 # are refused before any pixel is decoded. Phone photos (12-50 MP) stay well inside it.
@@ -32,6 +40,61 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 # of six digits still gets digits about 100 px tall at this size, five times the 20 px the
 # network sees, while a 12 MP photo is decoded (JPEG draft mode) and analysed in milliseconds.
 WORK_MAX_SIDE = 1024
+
+# Memory budget, applied from the header before a pixel is decoded: the decoded image (bytes
+# per pixel of its mode; 4 for 16-bit and float data, which are scaled as float32) may take at
+# most this much. A 9000x9000 RGBA PNG of 314 KB (fully transparent) needs 324 MB and is
+# refused; every later intermediate stays within a small multiple of the 8-bit image, or of the
+# reduced image when the caller asks for at most ``max_side`` pixels.
+MAX_DECODED_BYTES = 256 << 20
+# Without a ``max_side`` the grey result is still reduced (BOX) to at most this many pixels on
+# its longer side where the image has transparency or more than 8 bits: those paths need float
+# or several 8-bit planes at the working size.
+FULL_MAX_SIDE = 4096
+# Files are size-checked before they are read: no image we can decode within the budget above
+# is near this (a 50 MP phone JPEG is 10-25 MB; an uncompressed 8000x8000 RGB TIFF 192 MB).
+MAX_FILE_BYTES = 256 << 20
+# Files larger than this must start with the signature of a format we know, or they are refused
+# before they are read (Pillow's formats without a signature, such as TGA, stay readable when
+# small).
+SNIFF_ABOVE = 16 << 20
+_MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"RIFF",
+    b"P1",
+    b"P2",
+    b"P3",
+    b"P4",
+    b"P5",
+    b"P6",
+    b"\x00\x00\x01\x00",
+    b"\x00\x00\x00\x0cjP  ",
+    b"\xff\x4f\xff\x51",
+    b"8BPS",
+    b"qoif",
+)
+_BYTES_PER_PIXEL = {
+    "1": 1,
+    "L": 1,
+    "P": 1,
+    "LA": 2,
+    "La": 2,
+    "PA": 2,
+    "RGB": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+    "RGBA": 4,
+    "RGBa": 4,
+    "RGBX": 4,
+    "CMYK": 4,
+}
 
 
 def _name(src: Any, name: str | None) -> str:
@@ -44,22 +107,21 @@ def _name(src: Any, name: str | None) -> str:
 
 def _open(src: Any, label: str) -> Image.Image:
     if isinstance(src, (str, os.PathLike)):
-        path = Path(src)
-        if not path.exists():
-            raise ImageError(f"{label}: no such file")
-        if path.is_dir():
-            raise ImageError(f"{label}: is a folder, not an image")
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise ImageError(f"{label}: cannot read: {exc.strerror or exc}") from None
-        if size == 0:
-            raise ImageError(f"{label}: empty file (0 bytes)")
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise ImageError(f"{label}: cannot read: {exc.strerror or exc}") from None
+        # Regular file, size, then the first bytes, all before the file is read into memory.
+        size = check_user_file(
+            src, error=ImageError, max_bytes=MAX_FILE_BYTES, what="image", label=label
+        )
+        if size > SNIFF_ABOVE:
+            head = read_user_file(
+                src, error=ImageError, max_bytes=1 << 40, what="image", label=label, head=16
+            )
+            if not head.startswith(_MAGIC):
+                raise ImageError(
+                    f"{label}: not an image file (no known image signature in its first bytes)"
+                )
+        data = read_user_file(
+            src, error=ImageError, max_bytes=MAX_FILE_BYTES, what="image", label=label
+        )
         return _open(data, label)
     if isinstance(src, (bytes, bytearray, memoryview)):
         if len(src) == 0:
@@ -73,12 +135,30 @@ def _check_size(img: Image.Image, label: str) -> None:
     if w <= 0 or h <= 0:
         raise ImageError(f"{label}: image has no pixels ({w}x{h})")
     if w * h > MAX_PIXELS:
-        raise ImageError(f"{label}: image too large ({w}x{h} pixels, limit {MAX_PIXELS:,}); "
-                         "possible decompression bomb")
+        raise ImageError(
+            f"{label}: image too large ({w}x{h} pixels, limit {MAX_PIXELS:,}); "
+            "possible decompression bomb"
+        )
 
 
-def decode(src: ImageSource, *, name: str | None = None, max_side: int | None = WORK_MAX_SIDE,
-           keep_8bit: bool = False) -> tuple[np.ndarray, float, tuple[int, int]]:
+def _check_budget(img: Image.Image, label: str) -> None:
+    """The decoded image must fit ``MAX_DECODED_BYTES`` (after JPEG draft mode shrank it)."""
+    w, h = img.size
+    need = w * h * _BYTES_PER_PIXEL.get(img.mode, 4)
+    if need > MAX_DECODED_BYTES:
+        raise ImageError(
+            f"{label}: image too large to decode ({w}x{h} {img.mode} needs "
+            f"{need / (1 << 20):,.0f} MiB, limit {MAX_DECODED_BYTES >> 20} MiB)"
+        )
+
+
+def decode(
+    src: ImageSource,
+    *,
+    name: str | None = None,
+    max_side: int | None = WORK_MAX_SIDE,
+    keep_8bit: bool = False,
+) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Decode ``src`` into a grey float32 image in [0, 1] (0 black, 1 white).
 
     Returns ``(gray, scale, (width, height))``: ``gray`` is at most ``max_side`` pixels on its
@@ -110,11 +190,14 @@ def decode(src: ImageSource, *, name: str | None = None, max_side: int | None = 
         except ImageError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"{label}: image too large (over {MAX_PIXELS:,} pixels); "
-                             "possible decompression bomb") from None
+            raise ImageError(
+                f"{label}: image too large (over {MAX_PIXELS:,} pixels); "
+                "possible decompression bomb"
+            ) from None
         except Image.UnidentifiedImageError:
-            raise ImageError(f"{label}: not an image file (or a format Pillow cannot read)") \
-                from None
+            raise ImageError(
+                f"{label}: not an image file (or a format Pillow cannot read)"
+            ) from None
         except MemoryError:
             raise ImageError(f"{label}: not enough memory to decode this image") from None
         except Exception as exc:  # noqa: BLE001
@@ -126,8 +209,12 @@ def decode(src: ImageSource, *, name: str | None = None, max_side: int | None = 
     return _finish(gray, full, max_side, keep_8bit)
 
 
-def _finish(gray: np.ndarray | Image.Image, full: tuple[int, int], max_side: int | None,
-            keep_8bit: bool = False) -> tuple[np.ndarray, float, tuple[int, int]]:
+def _finish(
+    gray: np.ndarray | Image.Image,
+    full: tuple[int, int],
+    max_side: int | None,
+    keep_8bit: bool = False,
+) -> tuple[np.ndarray, float, tuple[int, int]]:
     # EXIF rotation may swap width and height: the decoded array has the upright orientation,
     # and JPEG draft mode may have decoded it smaller than the file's nominal size.
     h, w = shape_of(gray)
@@ -136,8 +223,9 @@ def _finish(gray: np.ndarray | Image.Image, full: tuple[int, int], max_side: int
     if max_side and max(h, w) > max_side:
         f = max_side / max(h, w)
         nw, nh = max(1, round(w * f)), max(1, round(h * f))
-        gray = gray.resize((nw, nh), Image.BOX) if isinstance(gray, Image.Image) \
-            else resize_box(gray, nw, nh)
+        gray = (
+            box_resize(gray, nw, nh) if isinstance(gray, Image.Image) else resize_box(gray, nw, nh)
+        )
         h, w = nh, nw
     if not keep_8bit:
         gray = as_float(gray)
@@ -145,8 +233,9 @@ def _finish(gray: np.ndarray | Image.Image, full: tuple[int, int], max_side: int
     return gray, scale, upright
 
 
-def load_image(src: ImageSource, *, name: str | None = None,
-               max_side: int | None = None) -> np.ndarray:
+def load_image(
+    src: ImageSource, *, name: str | None = None, max_side: int | None = None
+) -> np.ndarray:
     """Decode any supported image (path, bytes, file object, PIL image, array) to grey float32.
 
     The result is in [0, 1] with 0 black and 1 white (the image as seen, no polarity decision
@@ -204,8 +293,9 @@ def from_array(a: np.ndarray, *, name: str | None = None) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (2, 3, 4)):
-        raise ImageError(f"{label}: expected an (H, W), (H, W, 3) or (H, W, 4) image array, "
-                         f"got shape {a.shape}")
+        raise ImageError(
+            f"{label}: expected an (H, W), (H, W, 3) or (H, W, 4) image array, got shape {a.shape}"
+        )
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ImageError(f"{label}: image has no pixels ({a.shape[1]}x{a.shape[0]})")
     if a.shape[0] * a.shape[1] > MAX_PIXELS:
@@ -237,8 +327,9 @@ def _jpeg_draft(img: Image.Image, max_side: int | None) -> None:
         img.draft("RGB" if img.mode in ("RGB", "YCbCr", "CMYK") else img.mode, target)
 
 
-def from_pil(img: Image.Image, *, name: str | None = None,
-             max_side: int | None = None) -> np.ndarray:
+def from_pil(
+    img: Image.Image, *, name: str | None = None, max_side: int | None = None
+) -> np.ndarray:
     """Grey float32 [0, 1] from a PIL image (first frame, EXIF orientation applied)."""
     return as_float(_gray(img, name or "<image>", max_side))
 
@@ -264,8 +355,18 @@ def resize_box(gray: np.ndarray | Image.Image, w: int, h: int) -> np.ndarray:
     the analysis size, not at full size (a quarter to a tenth of the work).
     """
     if isinstance(gray, Image.Image):
-        return as_float(gray.resize((w, h), Image.BOX))
-    return np.asarray(Image.fromarray(gray, "F").resize((w, h), Image.BOX), dtype=np.float32)
+        return as_float(box_resize(gray, w, h))
+    return np.asarray(box_resize(Image.fromarray(gray, "F"), w, h), dtype=np.float32)
+
+
+def box_resize(img: Image.Image, w: int, h: int) -> Image.Image:
+    """BOX resize that first ``reduce``s by whole factors: Pillow's resize keeps a table of
+    coefficients per output pixel (8 bytes for each input pixel it covers), 640 MB for an
+    80,000,000 x 1 image resized to 1024 x 1; ``reduce`` needs none."""
+    fx, fy = max(1, img.width // max(1, w)), max(1, img.height // max(1, h))
+    if fx > 1 or fy > 1:
+        img = img.reduce((fx, fy))
+    return img if img.size == (w, h) else img.resize((w, h), Image.BOX)
 
 
 def _gray(img: Image.Image, label: str, max_side: int | None) -> np.ndarray | Image.Image:
@@ -275,28 +376,102 @@ def _gray(img: Image.Image, label: str, max_side: int | None) -> np.ndarray | Im
     if getattr(img, "n_frames", 1) != 1 and img.tell() != 0:
         img.seek(0)
     _jpeg_draft(img, max_side)
+    _check_budget(img, label)
     img.load()  # decode the first frame only; GIF/TIFF frames after it are never touched
-    img = ImageOps.exif_transpose(img) or img
+    if img.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even an upright image
+        img = ImageOps.exif_transpose(img) or img
     mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        return _scale_ints(np.asarray(img))
-    if mode == "F":
-        return _scale_floats(np.asarray(img))
+    side = max_side or FULL_MAX_SIDE
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        if mode != "F" and mode != "I":
+            img = img.convert("I")  # 16-bit -> 32-bit ints: Pillow reduces I and F, not I;16
+        img = _reduce(img, side)
+        a = np.asarray(img)
+        return _scale_floats(a) if mode == "F" else _scale_ints(a)
     if mode == "1":
         return img.convert("L")
-    if mode == "L":
+    if mode == "L" and "transparency" not in img.info:
         return img
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        mode in ("P", "L", "RGB") and "transparency" in img.info)
+        mode in ("P", "L", "RGB") and "transparency" in img.info
+    )
     if has_alpha:
-        if mode in ("RGBa", "La"):
-            img = img.convert("RGBA")
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-        return np.ascontiguousarray(_luma(_composite(rgba[..., :3], rgba[..., 3:4])),
-                                    dtype=np.float32)
+        return _composite_8bit(img, side)
     if mode != "RGB":
         try:
             img = img.convert("RGB")
         except ValueError:
             raise ImageError(f"{label}: unsupported colour mode {mode}") from None
     return img.convert("L")
+
+
+def _reduce(img: Image.Image, side: int) -> Image.Image:
+    """Integer BOX reduction (Pillow's ``reduce``: premultiplied for LA) to at most ``side``."""
+    f = -(-max(img.size) // side)  # ceil
+    return img.reduce(f) if f > 1 else img
+
+
+def _alpha_planes(img: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """(luma, alpha) of a transparent image as two 8-bit planes, without a 4-byte LA copy."""
+    if img.mode == "P":
+        # Through the palette: luma of each entry, and each entry's alpha as a grey palette.
+        trns = img.info.get("transparency")
+        rgb = (img.getpalette("RGB") or []) + [0] * 768
+        if isinstance(trns, bytes):
+            alphas = list(trns) + [255] * (256 - len(trns))
+        else:
+            alphas = [0 if i == trns else 255 for i in range(256)]
+        if img.palette is not None and img.palette.mode == "RGBA":
+            pal = img.getpalette("RGBA") or []
+            alphas = [min(alphas[i], pal[4 * i + 3]) for i in range(len(pal) // 4)]
+            alphas += [255] * (256 - len(alphas))
+        luma = [
+            (rgb[3 * i] * 299 + rgb[3 * i + 1] * 587 + rgb[3 * i + 2] * 114) // 1000
+            for i in range(256)
+        ]
+        idx = img.copy()
+        idx.info.pop("transparency", None)
+        idx.putpalette([v for a in luma for v in (a, a, a)])
+        grey = idx.convert("L")
+        idx.putpalette([v for a in alphas[:256] for v in (a, a, a)])
+        return grey, idx.convert("L")
+    if img.mode in ("L", "RGB"):  # a colour key ("transparency" in info)
+        grey = img.convert("L")
+        key = img.info["transparency"]
+        lut_img = img if img.mode == "L" else img.convert("RGB")
+        if img.mode == "L":
+            alpha = grey.point(lambda v, k=key: 0 if v == k else 255)
+        else:
+            alpha = (
+                ImageChops.difference(lut_img, Image.new("RGB", img.size, tuple(key)))
+                .convert("L")
+                .point(lambda v: 0 if v == 0 else 255)
+            )
+        return grey, alpha
+    if img.mode in ("RGBa", "La"):
+        img = img.convert("RGBA")
+    if img.mode == "PA":
+        img = img.convert("RGBA")
+    alpha = img.getchannel("A")
+    return img.convert("L"), alpha  # RGBA/LA -> L ignores alpha: the colour's luma
+
+
+def _composite_8bit(img: Image.Image, side: int) -> Image.Image:
+    """``_composite`` in 8 bits: luma and alpha planes, premultiplied, reduced, composited.
+
+    ``luma*alpha`` and ``alpha`` are linear in the pixels, so reducing them first composites
+    exactly as the full-size image would (up to rounding); on white the grey is
+    ``luma*alpha + (255 - alpha)``, on black ``luma*alpha``. Peak memory is the decoded image
+    plus three 8-bit planes of it, never float32 at full size.
+    """
+    grey, alpha = _alpha_planes(img)
+    ink = ImageChops.multiply(grey, alpha)  # luma * alpha / 255
+    del grey
+    ink, alpha = _reduce(ink, side), _reduce(alpha, side)
+    lo, _hi = alpha.getextrema()
+    on_white = ImageChops.add(ink, ImageChops.invert(alpha))
+    if lo >= 255:
+        return on_white
+    if ImageStat.Stat(on_white).stddev[0] * 2.0 < ImageStat.Stat(ink).stddev[0]:
+        return ink
+    return on_white
