@@ -453,6 +453,36 @@ def test_folder_reading_cancels(qtbot, reader: MainWindow, tmp_path: Path, mnist
     assert images.table.rowCount() < 60
 
 
+def test_folder_reads_as_predict_reads_it(qtbot, model_path: Path, tmp_path: Path,
+                                          capsys) -> None:
+    """The window's folder reading and ``digitnet predict`` list, read and label alike."""
+    import json
+
+    from digitnet.cli import main
+
+    folder = tmp_path / "mixed"
+    (folder / "7").mkdir(parents=True)
+    _drawn_png(qtbot, folder / "1_a.png", [[(140, 40), (140, 240)]])
+    _drawn_png(qtbot, folder / "7" / "anna.png", [[(60, 60), (220, 60), (120, 240)]])
+    _drawn_png(qtbot, folder / "10.jpg.png", [[(80, 50), (80, 230)], circle(195, 140, 45, 90)])
+    (folder / "broken.png").write_bytes(b"\x89PNG no")
+    (folder / "notes.txt").write_text("not an image")
+    rows: list[backend.FileResult] = []
+    model = None if model_path == BUNDLED else str(model_path)
+    summary = backend.read_files(
+        [folder], model, stop=threading.Event(), on_result=lambda r, _d, _n: rows.append(r)
+    )
+    args = ["predict", str(folder), "--json"] + ([] if model is None else ["--model", model])
+    assert main(args) != 0  # one file could not be read
+    cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r.path, r.text, r.error) for r in rows] == [
+        (c["path"], c["text"], c["error"]) for c in cli
+    ]
+    assert summary.files == 4 and summary.read == 3
+    targets = {Path(r.path).name: r.target for r in rows}
+    assert targets == {"1_a.png": "1", "anna.png": "7", "10.jpg.png": "10", "broken.png": None}
+
+
 def test_model_picker_and_remembered_settings(
     qtbot, settings: QSettings, model_path: Path, tmp_path: Path
 ) -> None:

@@ -174,7 +174,7 @@ class DrawingCanvas(QWidget):
         data = QByteArray()
         buf = QBuffer(data)
         buf.open(QIODevice.OpenModeFlag.WriteOnly)
-        self._pixmap.toImage().save(buf, "PNG")
+        self._pixmap.save(buf, "PNG")
         buf.close()
         return bytes(data.data())
 

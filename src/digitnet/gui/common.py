@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from PySide6.QtCore import QStandardPaths
+from PySide6.QtCore import QSettings, QStandardPaths
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QDoubleSpinBox, QWidget
 
@@ -22,6 +22,8 @@ __all__ = [
     "guarded",
     "num",
     "pct",
+    "setting_int",
+    "setting_str",
     "short_path",
     "user_data_dir",
 ]
@@ -79,6 +81,18 @@ def short_path(path: str | Path) -> str:
         return str(p)
 
 
+def setting_str(settings: QSettings, key: str, default: str = "") -> str:
+    """A remembered text setting (``default`` when unset)."""
+    v = settings.value(key, default, type=str)
+    return v if isinstance(v, str) else default
+
+
+def setting_int(settings: QSettings, key: str, default: int) -> int:
+    """A remembered whole-number setting (``default`` when unset or not a number)."""
+    v = settings.value(key, default, type=int)
+    return v if isinstance(v, int) else default
+
+
 def user_data_dir(*parts: str) -> Path:
     """``<the platform's per-user data folder>/digitnet/<parts>``: ``$XDG_DATA_HOME`` (else
     ``~/.local/share``) on Linux, ``~/Library/Application Support`` on macOS, ``%LOCALAPPDATA%``
@@ -107,7 +121,7 @@ class LearningRateSpin(QDoubleSpinBox):
         except ValueError:
             return self.value()
 
-    def validate(self, text: str, pos: int) -> object:
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
         t = text.strip()
         try:
             v = float(t)

@@ -65,6 +65,9 @@ class CorrectionsPanel(QGroupBox):
         self.list = QListWidget()
         self.list.setViewMode(QListWidget.ViewMode.IconMode)
         self.list.setIconSize(QSize(40, 40))
+        # Two rows of thumbnails: the canvas above keeps its full height on a 768 px screen.
+        self.list.setMinimumHeight(70)
+        self.list.setMaximumHeight(130)
         self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setToolTip("Your corrections: each image with the digits it really shows")
@@ -135,9 +138,10 @@ class CorrectionsPanel(QGroupBox):
             it.setToolTip(f"{c.label}: {c.path.name}")
             self.list.addItem(it)
         counts = self.store.counts()
-        have = ", ".join(f"{n} of {d}" for d, n in counts.items() if n)
+        have = ", ".join(f"{d}: {n}" for d, n in counts.items() if n)
+        many = f"{len(items)} correction{'s' if len(items) != 1 else ''}"
         self.summary.setText(
-            f"{len(items)} correction{'s' if len(items) != 1 else ''}: {have}"
+            (f"{many} ({have})" if have else many)
             if items
             else "No corrections yet. When a reading is wrong, type what it shows under the "
             "prediction and keep it."

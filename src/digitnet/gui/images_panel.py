@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from . import backend
 from .backend import ImageError, UsageError
-from .common import guarded
+from .common import guarded, setting_str
 from .model_bar import ModelBar
 from .widgets import Box, ImageView, gray_to_qimage
 from .workers import FolderWorker, WorkerHandle, start_worker
@@ -116,7 +116,7 @@ class ImagesPanel(QGroupBox):
         self.errorRaised.emit(message)
 
     def last_folder(self) -> str:
-        return self.settings.value("recognise/last_folder", str(Path.home()), type=str)
+        return setting_str(self.settings, "recognise/last_folder", str(Path.home()))
 
     def set_last_folder(self, path: str | Path) -> None:
         p = Path(path)

@@ -16,7 +16,7 @@ from PySide6.QtCore import QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget, QWidget
 
-from .common import guarded, user_data_dir
+from .common import guarded, setting_str, user_data_dir
 from .model_bar import CHECKPOINT_SUFFIXES
 from .recognise_page import RecognisePage
 from .train_page import TrainPage
@@ -49,6 +49,7 @@ class MainWindow(QMainWindow):
         root = data_dir if data_dir is not None else user_data_dir()
         self.setWindowTitle("digitnet")
         self.setAcceptDrops(True)
+        self.tabs = QTabWidget()
         self.recognise = RecognisePage(self.settings, root / "corrections")
         self.train = TrainPage(root / "runs")
         for page in (self.recognise, self.train):
@@ -58,7 +59,6 @@ class MainWindow(QMainWindow):
         self.recognise.modelChanged.connect(self.modelChanged)
         self.train.useModel.connect(self.use_model)
         self.train.runningChanged.connect(self._on_training_running)
-        self.tabs = QTabWidget()
         self.tabs.addTab(self.recognise, "&Recognise")
         self.tabs.addTab(self.train, "&Train")
         self.setCentralWidget(self.tabs)
@@ -70,7 +70,10 @@ class MainWindow(QMainWindow):
         rec, tr = self.recognise, self.train
 
         def act(
-            text: str, keys: Sequence[QKeySequence | str], slot: Callable[[], Any], tip: str = ""
+            text: str,
+            keys: Sequence[QKeySequence | QKeySequence.StandardKey | str],
+            slot: Callable[[], Any],
+            tip: str = "",
         ) -> QAction:
             a = QAction(text, self)
             a.setShortcuts([QKeySequence(k) for k in keys])
@@ -147,13 +150,12 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         else:
             self.resize(1180, 760)
-        for key, widget in (
-            ("train/data_dir", self.train.form.fields["data_dir"]),
-            ("train/out_dir", self.train.form.out_edit),
-        ):
-            v = self.settings.value(key, "", type=str)
-            if v:
-                widget.setText(v)  # type: ignore[attr-defined]  (both are QLineEdits)
+        data = setting_str(self.settings, "train/data_dir")
+        if data:
+            self.train.form.set_values({"data_dir": data})
+        out = setting_str(self.settings, "train/out_dir")
+        if out:
+            self.train.form.out_edit.setText(out)
 
     def _save_settings(self) -> None:
         s = self.settings

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPush
 
 from . import backend
 from .backend import CheckpointError
-from .common import guarded
+from .common import guarded, setting_str
 
 __all__ = ["MAX_RECENT_MODELS", "ModelBar"]
 
@@ -60,7 +60,7 @@ class ModelBar(QWidget):
         Raises ``DigitnetError`` for a bad ``path``.
         """
         if path is None:
-            last = self.settings.value("model/last", "", type=str)
+            last = setting_str(self.settings, "model/last")
             if last and Path(last).exists():
                 path = last
         if path is None and not backend.bundled_model_path().exists():
@@ -87,8 +87,8 @@ class ModelBar(QWidget):
         self.modelChanged.emit(self.model_info.label())
 
     def recent(self) -> list[str]:
-        v = self.settings.value("model/recent", [], type=list) or []
-        return [str(x) for x in v if x]
+        v = self.settings.value("model/recent", [], type=list)
+        return [str(x) for x in v if x] if isinstance(v, list) else []
 
     def _remember(self, path: str | None) -> None:
         if path is not None:
@@ -123,7 +123,7 @@ class ModelBar(QWidget):
     @Slot()
     @guarded
     def open_dialog(self) -> None:
-        start = self.settings.value("model/dir", str(Path.home()), type=str)
+        start = setting_str(self.settings, "model/dir", str(Path.home()))
         path, _ = QFileDialog.getOpenFileName(
             self,
             "Open checkpoint",

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from . import backend
 from .backend import UsageError
 from .canvas import DrawingCanvas
-from .common import guarded
+from .common import guarded, setting_int
 from .corrections_panel import CorrectionsPanel
 from .images_panel import ImagesPanel
 from .model_bar import ModelBar
@@ -74,12 +74,13 @@ class RecognisePage(QWidget):
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(self._build_draw())
+        ll.addWidget(self._build_draw(), 0)
         self.corrections = CorrectionsPanel(corrections_dir, self._model_for_adapting)
         self.corrections.errorRaised.connect(self.errorRaised)
         self.corrections.statusMessage.connect(self.statusMessage)
         self.corrections.modelReady.connect(self._use_adapted)
-        ll.addWidget(self.corrections, 1)
+        ll.addWidget(self.corrections, 0)
+        ll.addStretch(1)
         split.addWidget(left)
         split.addWidget(self._build_prediction())
         self.images = ImagesPanel(self.models, settings)
@@ -89,8 +90,7 @@ class RecognisePage(QWidget):
         split.addWidget(self.images)
         for i, f in enumerate((0, 0, 1)):
             split.setStretchFactor(i, f)
-        width = settings.value("canvas/pen_width", self.canvas.pen_width(), type=int)
-        self.pen_slider.setValue(int(width))
+        self.pen_slider.setValue(setting_int(settings, "canvas/pen_width", self.canvas.pen_width()))
 
     # --------------------------------------------------------------------------- building
 
