@@ -453,8 +453,7 @@ def test_folder_reading_cancels(qtbot, reader: MainWindow, tmp_path: Path, mnist
     assert images.table.rowCount() < 60
 
 
-def test_folder_reads_as_predict_reads_it(qtbot, model_path: Path, tmp_path: Path,
-                                          capsys) -> None:
+def test_folder_reads_as_predict_reads_it(qtbot, model_path: Path, tmp_path: Path, capsys) -> None:
     """The window's folder reading and ``digitnet predict`` list, read and label alike."""
     import json
 
