@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 NAME = "evaluate"
 HELP = "evaluate a checkpoint on the MNIST test set (per-class metrics, confusion matrix, report)"
@@ -24,14 +25,11 @@ def run(args: argparse.Namespace) -> int:
     from ..data.mnist import load_mnist, resolve_data_dir
     from ..data.tensors import DeviceDataset
     from ..engine.fit import evaluate, resolve_device
+    from ..errors import OutputError
     from ..evaluation import classification_report, write_report
     from ..inference import load_predictor
 
     device = resolve_device(args.device)
-    if args.report:
-        from .._io import ensure_dir
-
-        ensure_dir(args.report)
     # The one loader: a checked model (input spec, finite outputs, 10 classes) or one line.
     pred = load_predictor(args.checkpoint, backend="torch", device=str(device))
     model, meta = pred.model, pred.meta
@@ -50,11 +48,20 @@ def run(args: argparse.Namespace) -> int:
         "train_images": (meta.get("data") or {}).get("train_images"),
         **rep,
     }
+    # The metrics are printed even when the report cannot be written: the folder's error is
+    # raised after them (exit 1), so the minutes spent evaluating are never lost.
+    report_error: OutputError | None = None
     if args.report:
-        write_report(args.report, out, images, labels, r["predictions"], r["probabilities"])
-        out["report"] = str(args.report)
+        try:
+            write_report(args.report, out, images, labels, r["predictions"], r["probabilities"])
+            out["report"] = str(args.report)
+        except OutputError as exc:
+            report_error = exc
+            out["report_error"] = str(exc)
     if args.json:
         print(json.dumps(out))
+        if report_error is not None:
+            raise report_error
         return 0
     ti = out["train_images"]
     print(f"{meta.get('model')} on {args.split} ({r['n']:,} images): accuracy {r['accuracy']:.4%}  loss {r['loss']:.4f}"
@@ -66,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     print("      " + " ".join(f"{c:>5}" for c in range(10)))
     for c, row in enumerate(np.asarray(out["confusion"])):
         print(f"{c:>5} " + " ".join(f"{v:>5}" for v in row))
+    if report_error is not None:
+        sys.stdout.flush()
+        raise report_error
     if args.report:
         print(f"report: {args.report}")
     return 0
