@@ -13,9 +13,11 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where used: building the CLI's parser imports this
+    import numpy as np
+
 
 __all__ = ["BACKENDS", "BATCHES", "DEFAULT_BACKENDS", "INFER_MODELS", "bench_infer"]
 
@@ -48,7 +50,9 @@ def _load_model(which: str):
 
 
 def _runner(backend: str, model, meta, tmp: Path, threads: int | None):
-    """(callable taking a numpy batch, setup seconds) or raises with the reason it is unavailable."""
+    """(callable taking a numpy batch, setup seconds), or raises with the reason it is
+    unavailable."""
+    import numpy as np
     import torch
 
     t0 = time.perf_counter()
@@ -119,6 +123,7 @@ def bench_infer(
     threads: int | None = None,
     log=None,
 ) -> dict[str, Any]:
+    import numpy as np
     import torch
 
     from ..inference import DEFAULT_INPUT, normalise
@@ -142,7 +147,7 @@ def bench_infer(
                         "images_per_s": {},
                         "runs": {},
                     }
-                except Exception as exc:  # noqa: BLE001 (a backend that cannot run here is reported, not fatal)
+                except Exception as exc:
                     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
                     results[m][be] = {"unavailable": f"{type(exc).__name__}: {reason}"}
                     if log:
@@ -165,7 +170,7 @@ def bench_infer(
             r["latency_ms"] = round(1000 * statistics.median(v[1] for v in s), 3)
     for m in models:
         eager = results[m].get("eager", {}).get("images_per_s", {})
-        for be, r in results[m].items():
+        for r in results[m].values():
             if "images_per_s" in r:
                 r["x_eager"] = {
                     b: (round(v / eager[b], 2) if eager.get(b) else None)

@@ -1,4 +1,4 @@
-"""``digitnet bench``: time-to-99.x% for our recipes and the peers', and inference speed per backend.
+"""``digitnet bench``: time-to-99.x% for our recipes and the peers', inference speed per backend.
 
 One process, the same data and threads for everything, runs alternating over several repeats;
 medians and ratios to ours are printed (or the whole measurement as JSON with ``--json``).

@@ -1,4 +1,7 @@
-"""``digitnet export``: a checkpoint as ONNX or TorchScript (dynamic batch), checked against eager."""
+"""``digitnet export``: a checkpoint as ONNX or TorchScript (dynamic batch), checked against eager.
+
+Refused in one line before anything is written: an output that is the checkpoint itself or its
+sidecar, and ONNX export without the exporter's pieces (the ``onnx`` extra)."""
 
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ MAX_DIFF = 1e-3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", nargs="?", default=None,
-                   help="a .safetensors checkpoint (or a .pt/.pth state_dict); default: the bundled model")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        help="a .safetensors checkpoint (or a .pt/.pth state_dict); default: the bundled model",
+    )
     p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write (e.g. model.onnx)")
-    p.add_argument("--opset", type=int, default=None, metavar="N",
-                   help="ONNX opset (default 18)")
+    p.add_argument("--opset", type=int, default=None, metavar="N", help="ONNX opset (default 18)")
     p.add_argument("--json", action="store_true", help="print the export report as one JSON object")
 
 
@@ -33,12 +39,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep))
     else:
-        print(f"wrote {rep['out']} ({rep['format']}, model {rep['model']}, {rep['bytes']:,} bytes) "
-              f"and {sidecar_for(rep['out']).name}; max |exported - eager| = {rep['max_abs_diff']:.2e} "
-              f"on {rep['n_checked']} images")
+        print(
+            f"wrote {rep['out']} ({rep['format']}, model {rep['model']}, {rep['bytes']:,} bytes) "
+            f"and {sidecar_for(rep['out']).name}; "
+            f"max |exported - eager| = {rep['max_abs_diff']:.2e} on {rep['n_checked']} images"
+        )
     if rep["max_abs_diff"] > MAX_DIFF:
-        err = DigitnetError(f"{rep['out']}: exported model differs from the checkpoint by "
-                            f"{rep['max_abs_diff']:.2e} (> {MAX_DIFF:g}); do not use it")
+        err = DigitnetError(
+            f"{rep['out']}: exported model differs from the checkpoint by "
+            f"{rep['max_abs_diff']:.2e} (> {MAX_DIFF:g}); do not use it"
+        )
         err.exit_code = 1
         raise err
     return 0

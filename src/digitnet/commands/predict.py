@@ -18,25 +18,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..preprocess._files import _PARALLEL_FROM, IMAGE_EXTENSIONS, label_from_name, list_images
-
 NAME = "predict"
 HELP = "read the digits in your own images (files, folders, globs)"
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "_PARALLEL_FROM",
-    "add_arguments",
-    "expand_inputs",
-    "label_from_name",
-    "run",
-]
+__all__ = ["add_arguments", "run"]
 
 # Without --min-confidence, digits read below this are marked LOW (and still shown).
 _LOW = 0.5
 
-# The listing rule lives with the reader (one rule for the CLI and the GUI).
-expand_inputs = list_images
+# The listing and label rules live with the reader (one rule for the CLI and the GUI); they
+# are looked up there on first use, so that building the CLI's parser (every command) does not
+# import numpy and scipy.
+_FROM_READER = {
+    "IMAGE_EXTENSIONS": "IMAGE_EXTENSIONS",
+    "_PARALLEL_FROM": "_PARALLEL_FROM",
+    "expand_inputs": "list_images",
+    "label_from_name": "label_from_name",
+    "list_images": "list_images",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_READER:
+        from ..preprocess import _files
+
+        return getattr(_files, _FROM_READER[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _fraction(text: str) -> float:
@@ -274,7 +281,7 @@ def _accuracy_line(readings, labels: list[str | None]) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import choose_backend
-    from ..preprocess import Reading, read_files, reading_to_json
+    from ..preprocess import Reading, label_from_name, list_images, read_files, reading_to_json
 
     backend = getattr(args, "backend", None)
     choose_backend(args.model, backend or "auto")  # a mismatch fails before any image is read
