@@ -613,6 +613,12 @@ def test_adapt_button_runs_in_a_worker_and_uses_the_result(
     assert seconds == panel.adapt_seconds
     assert reader.recognise.models.model_path == str(out.resolve()) == r.checkpoint
     assert "Adapted" in panel.status.text() and not panel.progress.isVisible()
+    # Adapting again starts from the model the adapted one came from, with every correction.
+    panel.add_png("7", reader.recognise.canvas.png_bytes())
+    with qtbot.waitSignal(panel.adaptFinished, timeout=30000):
+        panel.start_adapt()
+    examples, base, out2, _ = calls[1]
+    assert base is None and len(examples) == 2 and out2 != out
 
 
 def test_adapt_can_be_cancelled(qtbot, reader: MainWindow, monkeypatch) -> None:

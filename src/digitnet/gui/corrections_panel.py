@@ -56,6 +56,11 @@ class CorrectionsPanel(QGroupBox):
         self.store = CorrectionStore(folder)
         self.adapted_dir = adapted_dir or Path(folder).parent / "adapted"
         self._base_model = base_model
+        # Adapted checkpoint -> the model it was adapted from (None: bundled). Adapting again
+        # starts from that model with all corrections, not from the adapted one, so rounds of
+        # adapting do not compound.
+        self._bases: dict[str, str | None] = {}
+        self._base: str | None = None
         self._adapt: WorkerHandle | None = None
         self.last_outcome: backend.AdaptOutcome | None = None
         lay = QVBoxLayout(self)
@@ -190,7 +195,12 @@ class CorrectionsPanel(QGroupBox):
             raise UsageError("no corrections yet: correct a few readings first")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = self.adapted_dir / f"adapted-{stamp}.safetensors"
-        w = AdaptWorker(files, self._base_model(), out, self.adapt_seconds)
+        n = 1
+        while out.exists():  # never overwrite an earlier adapted model
+            out = self.adapted_dir / f"adapted-{stamp}-{n}.safetensors"
+            n += 1
+        self._base = self.base_for(self._base_model())
+        w = AdaptWorker(files, self._base, out, self.adapt_seconds)
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
@@ -202,6 +212,12 @@ class CorrectionsPanel(QGroupBox):
         self.status.setText(f"Adapting to {len(files)} examples…")
         self._adapt = start_worker(w, self)
         self._update_buttons()
+
+    def base_for(self, current: str | None) -> str | None:
+        """The model to adapt when ``current`` is in use (None: the bundled model)."""
+        if current is None:
+            return None
+        return self._bases.get(str(Path(current).resolve()), current)
 
     def is_adapting(self) -> bool:
         return self._adapt is not None
@@ -233,6 +249,7 @@ class CorrectionsPanel(QGroupBox):
             f"now reading with {Path(r.checkpoint).name}."
         )
         self.status.setToolTip(r.checkpoint)
+        self._bases[str(Path(r.checkpoint).resolve())] = self._base
         self.modelReady.emit(r.checkpoint)
 
     @Slot(str)
