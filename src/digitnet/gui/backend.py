@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from .results import (
     TrainProgress,
     TrainStart,
 )
+
+if TYPE_CHECKING:
+    from ..engine.callbacks import BatchState, EpochMetrics, FitStart
 
 __all__ = [
     "FORM_FIELDS",
@@ -350,7 +353,7 @@ def resume_plan(checkpoint: str | Path, form: dict[str, Any]) -> ResumePlan:
 # ------------------------------------------------------------------------------ training runs
 
 
-def _metrics(m: Any) -> dict[str, float]:
+def _metrics(m: EpochMetrics) -> dict[str, float]:
     """An ``engine.EpochMetrics``'s train/val/test loss and accuracy that were measured."""
     out = {}
     for split in ("train", "val", "test"):
@@ -373,11 +376,11 @@ class _Forward:
     ) -> None:
         self.start, self.progress, self.epoch = on_start, on_progress, on_epoch
 
-    def on_fit_start(self, info: Any) -> None:
+    def on_fit_start(self, info: FitStart) -> None:
         rd = None if info.run_dir is None else str(info.run_dir)
         self.start(TrainStart(info.n_train, info.device, info.total_steps, info.start_step, rd))
 
-    def on_batch_end(self, s: Any) -> None:
+    def on_batch_end(self, s: BatchState) -> None:
         done, total = s.global_step, s.total_steps
         # Remaining time at the average pace so far; evaluation pauses are included in neither.
         eta = s.elapsed / done * (total - done) if done > 0 and total >= done else math.nan
@@ -388,7 +391,7 @@ class _Forward:
     def on_eval(self, metrics: Any) -> None:
         pass  # the per-epoch metrics carry the same test figures for the charts
 
-    def on_epoch_end(self, m: Any) -> None:
+    def on_epoch_end(self, m: EpochMetrics) -> None:
         self.epoch(EpochReport(float(m.epoch), _metrics(m)))
 
     def on_fit_end(self, result: Any) -> None:
