@@ -64,7 +64,8 @@ def test_export_matches_eager_on_real_digits(which, fmt, digits, tmp_path, capsy
     rep = export_checkpoint(ckpt, fmt, out, check_images=digits[0])
     with capsys.disabled():
         print(
-            f"\n{which} {fmt}: max |exported - eager| = {rep['max_abs_diff']:.2e} on {rep['n_checked']} MNIST test digits"
+            f"\n{which} {fmt}: max |exported - eager| = {rep['max_abs_diff']:.2e} "
+            f"on {rep['n_checked']} MNIST test digits"
         )
     assert rep["n_checked"] == 200
     assert rep["max_abs_diff"] < ATOL
@@ -170,7 +171,7 @@ def test_predict_backend_onnx_never_imports_torch(bundled_onnx, digits, tmp_path
         json.loads(ln)["text"] for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")
     ]
     assert onnx_texts == torch_texts
-    assert sum(t == str(int(v)) for t, v in zip(onnx_texts, y[:8])) >= 7
+    assert sum(t == str(int(v)) for t, v in zip(onnx_texts, y[:8], strict=True)) >= 7
 
 
 def test_predict_backend_mismatch_is_a_usage_error(tmp_path, capsys):
