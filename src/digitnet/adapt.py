@@ -51,6 +51,7 @@ __all__ = [
     "AdaptProgress",
     "AdaptResult",
     "ExampleSet",
+    "NoExamplesError",
     "adapt_model",
     "check_out",
     "output_path",
@@ -88,6 +89,14 @@ _PROGRESS_EVERY_S = 0.25
 
 
 # ---------------------------------------------------------------------------- examples
+
+
+class NoExamplesError(ImageError):
+    """No usable labelled example; ``skipped`` lists each image and why it was not used."""
+
+    def __init__(self, message: str, skipped: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.skipped = tuple(skipped)
 
 
 @dataclass(frozen=True)
@@ -183,9 +192,9 @@ def read_examples(paths: Sequence[str | os.PathLike[str]]) -> ExampleSet:
     if not images:
         given = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
         if len(skipped) == 1:
-            raise ImageError(f"no usable labelled example: {skipped[0]}")
+            raise NoExamplesError(f"no usable labelled example: {skipped[0]}", skipped)
         why = f": {len(skipped)} images skipped, the first {skipped[0]}" if skipped else ""
-        raise ImageError(f"{given}: no usable labelled example{why}")
+        raise NoExamplesError(f"{given}: no usable labelled example{why}", skipped)
     return ExampleSet(
         np.stack(images), np.asarray(labels, np.int64), tuple(sources), tuple(skipped)
     )
@@ -278,6 +287,8 @@ def check_out(
     """Refuse an ``out`` that is the base model, one of the ``examples`` or a folder."""
     from .checkpoint import sidecar_path
 
+    if Path(out).is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a file name (me.safetensors)")
     out, base = output_path(out), Path(base)
     if _same_file(out, base) or _same_file(sidecar_path(out), sidecar_path(base)):
         raise UsageError(
@@ -286,8 +297,6 @@ def check_out(
     for s in examples:
         if _same_file(out, Path(s)) or _same_file(sidecar_path(out), Path(s)):
             raise UsageError(f"--out {out}: is one of the example files")
-    if out.is_dir():
-        raise UsageError(f"--out {out}: is a folder; give a file name (me.safetensors)")
 
 
 # ---------------------------------------------------------------------------- training
@@ -372,11 +381,11 @@ def adapt_model(
     if isinstance(examples, ExampleSet):
         exset = examples
         if len(exset) == 0:
-            raise ImageError("no examples given")
+            raise NoExamplesError("no examples given")
     else:
-        check_out(out_path, base_path, [str(p) for p in examples])
+        check_out(out, base_path, [str(p) for p in examples])
         exset = read_examples(examples)
-    check_out(out_path, base_path, exset.sources)
+    check_out(out, base_path, exset.sources)
 
     import torch
     import torch.nn.functional as F
@@ -409,6 +418,9 @@ def adapt_model(
     replay_aug = AugmentConfig(enabled=True, **_REPLAY_AUG)
 
     model.eval()  # batch-norm statistics and dropout stay the base's (module docstring)
+    # channels_last: about 25% less time per step on CPU (0.28 s against 0.37 s for a batch
+    # of 64, measured on 2 busy cores); the saved weights are made contiguous again.
+    model.to(memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)
     params, trained = _trainable(model, mode)
@@ -450,6 +462,7 @@ def adapt_model(
                 ridx = torch.randint(0, len(replay_ds), (_REPLAY_PER_BATCH,), generator=g)
                 xb = torch.cat([xb, augment_batch(replay_ds.images[ridx], replay_aug, g, bg)])
                 yb = torch.cat([yb, replay_ds.labels[ridx]])
+            xb = xb.contiguous(memory_format=torch.channels_last)
             loss = F.cross_entropy(model(xb), yb, label_smoothing=smoothing)
             if alpha > 0:
                 loss = loss + 0.5 * alpha * sum(

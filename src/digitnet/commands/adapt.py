@@ -63,16 +63,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def _say_skipped(lines) -> None:
+    for line in lines:
+        print(f"digitnet adapt: skipped {line}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..adapt import AdaptProgress, adapt_model, check_out, output_path, read_examples
+    from ..adapt import (
+        AdaptProgress,
+        NoExamplesError,
+        adapt_model,
+        check_out,
+        output_path,
+        read_examples,
+    )
     from ..inference import bundled_model_path
 
-    out = output_path(args.out)
     base = args.model if args.model is not None else bundled_model_path()
-    check_out(out, base, args.examples)  # before reading anything: a wrong --out fails fast
-    examples = read_examples(args.examples)
-    for line in examples.skipped:  # said now, not after a minute of training
-        print(f"digitnet adapt: skipped {line}", file=sys.stderr)
+    check_out(args.out, base, args.examples)  # before reading anything: a wrong --out fails fast
+    out = output_path(args.out)
+    try:
+        examples = read_examples(args.examples)
+    except NoExamplesError as exc:
+        _say_skipped(exc.skipped[1:] if len(exc.skipped) == 1 else exc.skipped)
+        raise
+    _say_skipped(examples.skipped)  # said now, not after a minute of training
 
     def show(p: AdaptProgress) -> None:
         if args.json or not sys.stderr.isatty():
