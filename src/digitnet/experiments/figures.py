@@ -218,7 +218,7 @@ _KIND_STYLE = {
     "reported": {
         "color": "#d9d9d9",
         "hatch": "xx",
-        "label": "reported in the literature (cited by the 2024 seed paper)",
+        "label": "reported, not measured here (the 2024 seed paper and the results it cites)",
     },
 }
 
