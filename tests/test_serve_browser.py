@@ -111,9 +111,12 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def stroke(driver, element, kind: str, points: list[tuple[float, float]]) -> None:
+def stroke(
+    driver, element, kind: str, points: list[tuple[float, float]], lift: bool = True
+) -> None:
     """One stroke through ``points`` (fractions of the canvas, 0..1) with a ``kind`` pointer:
-    "mouse", "pen" or "touch", sent as W3C pointer actions (the page sees pointer events)."""
+    "mouse", "pen" or "touch", sent as W3C pointer actions (the page sees pointer events).
+    ``lift=False`` leaves the pointer down (``lift_pointer`` ends the stroke)."""
     kinds = {
         "mouse": interaction.POINTER_MOUSE,
         "pen": interaction.POINTER_PEN,
@@ -133,6 +136,14 @@ def stroke(driver, element, kind: str, points: list[tuple[float, float]]) -> Non
             actions.pointer_action.move_to(
                 element, *to((a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t))
             )
+    if lift:
+        actions.pointer_action.pointer_up()
+    actions.perform()
+
+
+def lift_pointer(driver, kind: str) -> None:
+    kinds = {"mouse": interaction.POINTER_MOUSE, "pen": interaction.POINTER_PEN}
+    actions = ActionBuilder(driver, mouse=PointerInput(kinds[kind], kind), duration=10)
     actions.pointer_action.pointer_up()
     actions.perform()
 
@@ -176,10 +187,21 @@ def test_draw_a_digit_and_read_it(server, browser, tmp_path):
     wait_text(browser, "reading-text", "-")
     assert not undo.is_enabled()
 
-    # A 7: its top bar with the mouse, its stem with a pen.
-    stroke(browser, pad, "mouse", [(0.25, 0.2), (0.75, 0.2)])
-    stroke(browser, pad, "pen", [(0.75, 0.2), (0.6, 0.5), (0.45, 0.85)])
+    # A 7 in one pen stroke, read while the pen is still down (the canvas was empty, so only
+    # live reading during the stroke can show it), then its cross-bar with the mouse.
+    assert browser.find_element(By.ID, "reading-text").text == "-"
+    stroke(browser, pad, "pen", [(0.25, 0.2), (0.75, 0.2), (0.6, 0.5), (0.45, 0.85)], lift=False)
     wait_text(browser, "reading-text", "7")
+    lift_pointer(browser, "pen")
+    stroke(browser, pad, "mouse", [(0.45, 0.5), (0.72, 0.5)])
+    ink = browser.execute_script(
+        "const c = arguments[0]; return Array.from(c.getContext('2d')"
+        ".getImageData(Math.round(c.width * 0.68), Math.round(c.height * 0.5), 1, 1).data)",
+        pad,
+    )
+    assert ink[:3] == [0, 0, 0]  # the mouse stroke is on the canvas
+    wait_text(browser, "reading-text", "7")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#digit-chips .chip")) == 1
 
     bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar")
     assert len(bars) == 10
