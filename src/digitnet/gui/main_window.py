@@ -16,7 +16,7 @@ from PySide6.QtCore import QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget, QWidget
 
-from .common import guarded, setting_str, user_data_dir
+from .common import guarded, user_data_dir
 from .model_bar import CHECKPOINT_SUFFIXES
 from .recognise_page import RecognisePage
 from .train_page import TrainPage
@@ -51,7 +51,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.tabs = QTabWidget()
         self.recognise = RecognisePage(self.settings, root / "corrections")
-        self.train = TrainPage(root / "runs")
+        self.train = TrainPage(root / "runs", self.settings)
         for page in (self.recognise, self.train):
             page.errorRaised.connect(self.show_error)
             page.statusMessage.connect(self.show_status)
@@ -150,19 +150,12 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         else:
             self.resize(1180, 760)
-        data = setting_str(self.settings, "train/data_dir")
-        if data:
-            self.train.form.set_values({"data_dir": data})
-        out = setting_str(self.settings, "train/out_dir")
-        if out:
-            self.train.form.out_edit.setText(out)
 
     def _save_settings(self) -> None:
         s = self.settings
         s.setValue("canvas/pen_width", self.recognise.canvas.pen_width())
         s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("train/data_dir", self.train.form.values()["data_dir"] or "")
-        s.setValue("train/out_dir", self.train.form.out_edit.text().strip())
+        self.train.save_settings()
         s.setValue("model/last", self.recognise.models.model_path or "")
         s.sync()
 

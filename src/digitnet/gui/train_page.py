@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QSettings, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from . import backend
 from .backend import CheckpointError
-from .common import fmt_duration, guarded, num, pct, short_path
+from .common import fmt_duration, guarded, num, pct, setting_str, short_path
 from .train_form import TrainForm
 from .widgets import LineChart
 from .workers import TrainWorker, WorkerHandle, start_worker
@@ -48,17 +48,23 @@ class TrainPage(QWidget):
     # The stop flag's type; tests swap in one that counts the training thread's checks.
     stop_event_type: type[threading.Event] = threading.Event
 
-    def __init__(self, runs_dir: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, runs_dir: Path, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runs_dir = runs_dir
+        self.settings = settings
         self.outcome: backend.TrainOutcome | None = None
         self.resume_plan: backend.ResumePlan | None = None
         self.last_resumable: str | None = None  # the last cancelled run's last.safetensors
         self._train: WorkerHandle | None = None
         outer = QHBoxLayout(self)
         left = QVBoxLayout()
-        self.form = TrainForm(runs_dir)
-        left.addWidget(self.form)
+        # The form needs the engine's recipes and models, i.e. torch (seconds to import): it
+        # is built the first time the page is shown or used, so the window opens at once.
+        self._form: TrainForm | None = None
+        self._placeholder = QGroupBox("Settings")
+        QVBoxLayout(self._placeholder).addWidget(QLabel("Loading the training settings…"))
+        left.addWidget(self._placeholder)
+        self._left = left
         left.addLayout(self._build_buttons())
         self.train_progress = QProgressBar()
         self.train_progress.setFormat("%p %")
@@ -85,6 +91,31 @@ class TrainPage(QWidget):
 
     def show_error(self, message: str) -> None:
         self.errorRaised.emit(message)
+
+    @property
+    def form(self) -> TrainForm:
+        """The settings form (built on first use)."""
+        if self._form is None:
+            self._form = TrainForm(self.runs_dir)
+            data = setting_str(self.settings, "train/data_dir")
+            if data:
+                self._form.set_values({"data_dir": data})
+            self._form.out_edit.setText(setting_str(self.settings, "train/out_dir"))
+            self._left.replaceWidget(self._placeholder, self._form)
+            self._placeholder.deleteLater()
+        return self._form
+
+    def form_built(self) -> bool:
+        return self._form is not None
+
+    def showEvent(self, event: QShowEvent) -> None:
+        self.form  # noqa: B018  (built now, as the page appears)
+        super().showEvent(event)
+
+    def save_settings(self) -> None:
+        if self._form is not None:
+            self.settings.setValue("train/data_dir", self._form.values()["data_dir"] or "")
+            self.settings.setValue("train/out_dir", self._form.out_edit.text().strip())
 
     # --------------------------------------------------------------------------- building
 
