@@ -303,6 +303,20 @@ def test_summarize_trains_nothing_and_publishes(finished, tmp_path, capsys, monk
     # The real training images only (the default recipe may add synthetic ones).
     assert summary["trained_on"] == 400 and "test box" in summary["machine"]
     assert {r["train_images"] for r in runs} == {"400"}
+    assert {"machine", "trained_on", "rows"} <= set(summary)
+    required = {
+        "model",
+        "recipe",
+        "kind",
+        "epochs",
+        "runs",
+        "test_accuracy",
+        "train_accuracy",
+        "train_seconds_mean",
+        "source",
+    }
+    for row in summary["rows"]:
+        assert required <= set(row) and row["kind"] in ("measured", "classical", "reported")
     measured = {r["model"]: r for r in summary["rows"] if r["kind"] == "measured"}
     assert set(measured) == {"mlp", "course"}
     for label, row in measured.items():

@@ -141,7 +141,7 @@ def curves_from_history(
     panels = [
         ("train_loss", "training loss (cross-entropy)", axes[0, 0]),
         ("test_loss", "test loss (cross-entropy)", axes[0, 1]),
-        ("train_accuracy", "training accuracy (%, running mean over the epoch)", axes[1, 0]),
+        ("train_accuracy", "training accuracy (%)", axes[1, 0]),
         ("test_accuracy", "test accuracy (%)", axes[1, 1]),
     ]
     colors = plt.get_cmap("tab10").colors
@@ -190,7 +190,10 @@ def curves_from_history(
     for ax in axes[1]:
         ax.set_xlabel("epoch")
     handles, labels_ = axes[0, 0].get_legend_handles_labels()
-    fig.suptitle(f"Per-epoch curves: mean ± 1 sample std over runs ({note})")
+    fig.suptitle(
+        f"Per-epoch curves: mean ± 1 sample std over runs ({note})\n"
+        "training loss / accuracy: running mean over each epoch, as the weights change"
+    )
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.legend(
         handles, labels_, loc="lower center", ncol=min(4, max(1, len(labels_))), frameon=False
