@@ -244,11 +244,12 @@ class CorrectionsPanel(QGroupBox):
         if r.cancelled or r.checkpoint is None:
             self.status.setText("Cancelled: the model in use is unchanged.")
             return
+        skipped = f" ({len(r.skipped)} not usable: {r.skipped[0]})" if r.skipped else ""
         self.status.setText(
-            f"Adapted in {fmt_duration(r.seconds)} to {r.examples} examples; "
+            f"Adapted in {fmt_duration(r.seconds)} to {r.examples} examples{skipped}; "
             f"now reading with {Path(r.checkpoint).name}."
         )
-        self.status.setToolTip(r.checkpoint)
+        self.status.setToolTip("\n".join([r.checkpoint, *r.skipped]))
         self._bases[str(Path(r.checkpoint).resolve())] = self._base
         self.modelReady.emit(r.checkpoint)
 
