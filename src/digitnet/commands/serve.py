@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     sock = _listen(args.host, args.port)
     try:
         reader = load_reader(args.model)
+        reader.warm_up()
         app = create_app(reader, settings)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host

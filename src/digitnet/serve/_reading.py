@@ -79,6 +79,17 @@ class Reader:
                 d_obj["input"] = _png_data_url(d.image)
         return reading.ok, obj
 
+    def warm_up(self) -> None:
+        """Read one small drawn digit, so the first request does not pay for the imports
+        and first-call set-up of the reading code (about a second on a busy machine)."""
+        from PIL import Image, ImageDraw
+
+        img = Image.new("L", (64, 64), 255)
+        ImageDraw.Draw(img).line([(16, 12), (48, 12), (28, 54)], fill=0, width=6)
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        self.read(buf.getvalue(), "<warm-up>", ReadOptions(inputs=True))
+
     def error_object(self, name: str, message: str) -> dict[str, Any]:
         """What ``predict --json`` prints for an input that could not be read."""
         from ..preprocess import Reading, reading_to_json
