@@ -320,3 +320,36 @@ def test_one_folder_reads_the_same_through_predict_and_the_gui(tmp_path, capsys)
     assert [(g.path, g.text, g.target) for g in got] == [
         (c["path"], c["text"], c["label"]) for c in cli
     ]
+
+
+def test_real_ctrl_c_with_worker_processes(tmp_path):
+    """SIGINT to a real `digitnet predict FOLDER --json` with worker processes: the readings
+    made so far come out as whole JSON lines, exit 130, and no worker prints a traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    for i in range(400):
+        draw(tmp_path / f"{i:03d}_1.png", "1")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "digitnet", "predict", str(tmp_path), "--json", "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    fd = p.stdout.fileno()
+    got = b""
+    while b"\n" not in got:  # raw reads: nothing is left in a Python-side buffer
+        chunk = os.read(fd, 65536)
+        assert chunk, p.stderr.read().decode()[-2000:]
+        got += chunk
+    p.send_signal(signal.SIGINT)
+    while chunk := os.read(fd, 65536):
+        got += chunk
+    err = p.stderr.read().decode()
+    p.stdout.close()
+    p.stderr.close()
+    assert p.wait(timeout=60) == 130, err[-2000:]
+    rows = [json.loads(ln) for ln in got.decode().splitlines()]
+    assert 1 <= len(rows) < 400 and all(r["text"] == "1" for r in rows)
+    assert "interrupted after" in err and "Traceback" not in err and "KeyboardInterrupt" not in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -18,8 +19,16 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from digitnet.errors import ImageError
-from digitnet.preprocess import (from_array, ink_mask, otsu_threshold, prepare, prepare_single,
-                                 segment, stroke_width, to_mnist)
+from digitnet.preprocess import (
+    from_array,
+    ink_mask,
+    otsu_threshold,
+    prepare,
+    prepare_single,
+    segment,
+    stroke_width,
+    to_mnist,
+)
 
 
 def _read_idx(path: Path, offset: int) -> np.ndarray:
@@ -30,6 +39,7 @@ def _read_idx(path: Path, offset: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def mnist_test(mnist_dir) -> tuple[np.ndarray, np.ndarray]:
     """The first 300 MNIST test digits (uint8 N x 28 x 28) and labels."""
+
     def find(stem):
         for name in (stem + ".gz", stem):
             if (mnist_dir / name).exists():
@@ -45,13 +55,15 @@ def render(d28: np.ndarray, height: int = 120) -> np.ndarray:
     """An MNIST digit as crisp ink coverage [0, 1], ``height`` px tall (like a pen stroke)."""
     a = d28.astype(np.float32) / 255.0
     f = height / 20.0
-    up = np.asarray(Image.fromarray(a, "F").resize((round(28 * f), round(28 * f)),
-                                                  Image.BICUBIC), np.float32)
+    up = np.asarray(
+        Image.fromarray(a, "F").resize((round(28 * f), round(28 * f)), Image.BICUBIC), np.float32
+    )
     return np.clip((ndi.gaussian_filter(up, f * 0.35) - 0.45) * 6 + 0.5, 0, 1)
 
 
-def on_paper(ink: np.ndarray, pad: int = 40, paper: float = 0.9, ink_level: float = 0.15,
-             dark: bool = True) -> np.ndarray:
+def on_paper(
+    ink: np.ndarray, pad: int = 40, paper: float = 0.9, ink_level: float = 0.15, dark: bool = True
+) -> np.ndarray:
     ink = np.pad(ink, pad)
     if not dark:
         paper, ink_level = 1 - paper, 1 - ink_level
@@ -147,19 +159,19 @@ def compose(digits: list[np.ndarray], gaps: list[int], height: int = 100) -> np.
         cols.append(x)
         x += p.shape[1] + (gaps[i] if i < len(gaps) else 0)
     canvas = np.zeros((h, x), np.float32)
-    for p, c in zip(parts, cols):
-        region = canvas[: p.shape[0], c:c + p.shape[1]]
+    for p, c in zip(parts, cols, strict=True):
+        region = canvas[: p.shape[0], c : c + p.shape[1]]
         region[:] = np.maximum(region, p)
     return canvas
 
 
 def tight(d: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(d > 30)
-    return d[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    return d[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
 def test_segment_number_left_to_right(mnist_test):
-    x, y = mnist_test
+    x, _y = mnist_test
     idx = [5, 6, 7, 8]
     ink = compose([x[i] for i in idx], [0, 0, 0])  # MNIST's own 4 px margins keep them apart
     crops = segment(on_paper(ink))
@@ -180,13 +192,17 @@ def test_touching_digits_are_split(mnist_test):
     a = np.pad(a, ((0, h - a.shape[0]), (0, 0)))
     b = np.pad(b, ((0, h - b.shape[0]), (0, 0)))
     canvas = np.zeros((h, a.shape[1] + b.shape[1] - 1), np.float32)
-    canvas[:, :a.shape[1]] = a
-    canvas[:, a.shape[1] - 1:] = np.maximum(canvas[:, a.shape[1] - 1:], b)
+    canvas[:, : a.shape[1]] = a
+    canvas[:, a.shape[1] - 1 :] = np.maximum(canvas[:, a.shape[1] - 1 :], b)
     canvas = np.pad(canvas, 4)
-    big = np.asarray(Image.fromarray(canvas / 255.0, "F").resize(
-        (canvas.shape[1] * 5, canvas.shape[0] * 5), Image.BICUBIC), np.float32)
+    big = np.asarray(
+        Image.fromarray(canvas / 255.0, "F").resize(
+            (canvas.shape[1] * 5, canvas.shape[0] * 5), Image.BICUBIC
+        ),
+        np.float32,
+    )
     img = on_paper(np.clip((big - 0.45) * 6 + 0.5, 0, 1))
-    lab, n = ndi.label(ink_mask(img), structure=np.ones((3, 3)))
+    _lab, n = ndi.label(ink_mask(img), structure=np.ones((3, 3)))
     assert n == 1, "test setup: the two digits should touch"
     crops = segment(img)
     assert len(crops) == 2
@@ -200,7 +216,7 @@ def test_broken_digit_pieces_are_merged(mnist_test):
     ink = render(x[0], 150)  # x[0] is a 7
     rows = np.nonzero(ink.max(axis=1) > 0.5)[0]
     cut = rows[0] + (rows[-1] - rows[0]) // 3
-    ink[cut - 3:cut + 3] = 0  # pen lifted: the top third is a separate piece
+    ink[cut - 3 : cut + 3] = 0  # pen lifted: the top third is a separate piece
     assert ndi.label(ink > 0.5, structure=np.ones((3, 3)))[1] >= 2
     assert len(segment(on_paper(ink))) == 1
 
@@ -211,7 +227,7 @@ def test_specks_and_dots_are_ignored(mnist_test):
     rng = np.random.default_rng(1)
     for _ in range(25):  # dust: 1-3 px dark dots
         r, c = rng.integers(0, img.shape[0] - 3), rng.integers(0, img.shape[1] - 3)
-        img[r:r + 2, c:c + 2] = 0.1
+        img[r : r + 2, c : c + 2] = 0.1
     img[-30:-24, 10:16] = 0.1  # a full stop at the bottom left
     crops = segment(img)
     assert len(crops) == 1
@@ -225,7 +241,7 @@ def test_boxes_are_in_original_pixels(mnist_test, tmp_path):
     Image.fromarray((big * 255).astype(np.uint8)).save(p)
     got = prepare(p)
     assert got.size == (big.shape[1], big.shape[0])
-    bx, by, bw, bh = got.crops[0].box
+    bx, by, _bw, bh = got.crops[0].box
     rows, cols = np.nonzero(big < 0.5)
     assert abs(by - rows.min()) < 25 and abs(bh - (np.ptp(rows) + 1)) < 40
     assert abs(bx - cols.min()) < 25
@@ -243,9 +259,14 @@ def test_to_mnist_of_empty_is_none():
 def test_array_inputs_of_many_types():
     base = np.zeros((60, 60), np.float32)
     base[10:50, 28:33] = 1.0  # a "1": white ink on black
-    for arr in (base, (base * 255).astype(np.uint8), (base * 65535).astype(np.uint16),
-                base.astype(bool), np.dstack([base] * 3),
-                np.dstack([base] * 3 + [np.ones_like(base)])):
+    for arr in (
+        base,
+        (base * 255).astype(np.uint8),
+        (base * 65535).astype(np.uint16),
+        base.astype(bool),
+        np.dstack([base] * 3),
+        np.dstack([base] * 3 + [np.ones_like(base)]),
+    ):
         p = prepare_single(arr)
         assert p.image is not None and p.image.max() == pytest.approx(1.0), arr.dtype
     with pytest.raises(ImageError):
@@ -258,19 +279,26 @@ _DTYPES = [np.uint8, np.uint16, np.int32, np.float32, np.float64, np.bool_]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(h=st.integers(1, 64), w=st.integers(1, 64), channels=st.sampled_from([0, 1, 2, 3, 4]),
-       dtype=st.sampled_from(_DTYPES), seed=st.integers(0, 2**31 - 1),
-       kind=st.sampled_from(["noise", "blocks", "constant", "extreme"]),
-       via=st.sampled_from(["array", "png"]))
+@given(
+    h=st.integers(1, 64),
+    w=st.integers(1, 64),
+    channels=st.sampled_from([0, 1, 2, 3, 4]),
+    dtype=st.sampled_from(_DTYPES),
+    seed=st.integers(0, 2**31 - 1),
+    kind=st.sampled_from(["noise", "blocks", "constant", "extreme"]),
+    via=st.sampled_from(["array", "png"]),
+)
 def test_preprocessing_never_crashes(h, w, channels, dtype, seed, kind, via):
     rng = np.random.default_rng(seed)
     shape = (h, w) if channels == 0 else (h, w, channels)
     if kind == "noise":
         a = rng.random(shape) * 255
     elif kind == "blocks":
-        a = np.kron(rng.random((max(1, h // 8 + 1), max(1, w // 8 + 1))
-                               + ((channels,) if channels else ())) * 255,
-                    np.ones((8, 8) + ((1,) if channels else ())))[:h, :w]
+        a = np.kron(
+            rng.random((max(1, h // 8 + 1), max(1, w // 8 + 1)) + ((channels,) if channels else ()))
+            * 255,
+            np.ones((8, 8) + ((1,) if channels else ())),
+        )[:h, :w]
     elif kind == "constant":
         a = np.full(shape, rng.random() * 255)
     else:
@@ -326,11 +354,15 @@ def touching(a28: np.ndarray, b28: np.ndarray, overlap: int) -> np.ndarray:
     b = np.pad(b, ((h - b.shape[0], 0), (0, 0)))
     w = a.shape[1] + b.shape[1] - overlap
     canvas = np.zeros((h, w), np.float32)
-    canvas[:, :a.shape[1]] = a
-    canvas[:, w - b.shape[1]:] = np.maximum(canvas[:, w - b.shape[1]:], b)
+    canvas[:, : a.shape[1]] = a
+    canvas[:, w - b.shape[1] :] = np.maximum(canvas[:, w - b.shape[1] :], b)
     canvas = np.pad(canvas, 4)
-    big = np.asarray(Image.fromarray(canvas / 255.0, "F").resize(
-        (canvas.shape[1] * 4, canvas.shape[0] * 4), Image.BICUBIC), np.float32)
+    big = np.asarray(
+        Image.fromarray(canvas / 255.0, "F").resize(
+            (canvas.shape[1] * 4, canvas.shape[0] * 4), Image.BICUBIC
+        ),
+        np.float32,
+    )
     return on_paper(np.clip((big - 0.45) * 6 + 0.5, 0, 1), pad=30)
 
 
@@ -342,7 +374,7 @@ def test_touching_47_read_right(mnist_test, bundled):
     x, y = mnist_test
     fours, sevens = x[y == 4][:14], x[y == 7][:14]
     right = 0
-    for a, b in zip(fours, sevens):
+    for a, b in zip(fours, sevens, strict=True):
         for overlap in range(1, 6):  # the least overlap that makes the ink one piece
             img = touching(a, b, overlap)
             if ndi.label(ink_mask(img), structure=np.ones((3, 3)))[1] == 1:
@@ -359,11 +391,15 @@ def test_wide_single_digits_are_not_split(mnist_test, bundled):
     texts = []
     for d in x[:60]:
         ink = render(d, 120)
-        wide = np.asarray(Image.fromarray(ink, "F").resize(
-            (int(ink.shape[1] * 1.4), ink.shape[0]), Image.BILINEAR), np.float32)
+        wide = np.asarray(
+            Image.fromarray(ink, "F").resize(
+                (int(ink.shape[1] * 1.4), ink.shape[0]), Image.BILINEAR
+            ),
+            np.float32,
+        )
         texts.append(_read(on_paper(wide), bundled))
     assert sum(len(t) != 1 for t in texts) <= 2, texts
-    assert sum(t == str(v) for t, v in zip(texts, y[:60])) >= 57
+    assert sum(t == str(v) for t, v in zip(texts, y[:60], strict=True)) >= 57
 
 
 def test_detached_bar_and_pen_lifts_read_as_one_digit(mnist_test, bundled):
@@ -375,16 +411,16 @@ def test_detached_bar_and_pen_lifts_read_as_one_digit(mnist_test, bundled):
     cut = rows[0] + (rows[-1] - rows[0]) // 4
     bar, body = five.copy(), five.copy()
     bar[cut:] = 0
-    body[:cut + 4] = 0
+    body[: cut + 4] = 0
     shifted = np.zeros((five.shape[0], five.shape[1] + 14), np.float32)
-    shifted[:, :five.shape[1]] = body
+    shifted[:, : five.shape[1]] = body
     shifted[:, 14:] = np.maximum(shifted[:, 14:], np.roll(bar, -6, axis=0))
     assert ndi.label(shifted > 0.5, structure=np.ones((3, 3)))[1] >= 2
     assert _read(on_paper(shifted), bundled) == "5"
     two = render(x[1], 120)  # x[1] is a 2
     cols = np.flatnonzero(two.max(axis=0) > 0.5)
     c = cols[0] + 2 * (cols[-1] - cols[0]) // 3
-    two[:, c:c + 5] = 0  # the tail of the base stroke drawn apart
+    two[:, c : c + 5] = 0  # the tail of the base stroke drawn apart
     assert _read(on_paper(two), bundled) == "2"
 
 
@@ -392,7 +428,7 @@ def test_fine_pen_broken_into_dashes_is_one_digit(mnist_test, bundled):
     # A fine pen skipping on the paper: the stroke is cut every 12 rows by a 2-row gap.
     x, y = mnist_test
     right = 0
-    for d, v in zip(x[20:40], y[20:40]):
+    for d, v in zip(x[20:40], y[20:40], strict=True):
         ink = (ndi.distance_transform_edt(render(d, 160) > 0.5) > 3.0).astype(np.float32)
         ink[::12] = 0
         ink[1::12] = 0
@@ -456,7 +492,7 @@ def test_splits_go_to_the_network_only_where_they_can_win():
         return DigitCrop(img + code / 10, (x, 0, 8, 20))
 
     class Fixed:
-        seen: list[int] = []
+        seen: ClassVar[list[int]] = []
 
         def predict_proba(self, x):
             out = np.zeros((len(x), 10), np.float32)
@@ -499,10 +535,14 @@ def test_split_sources_make_the_crops_a_direct_cut_would(mnist_test, bundled):
         h = max(a.shape[0], b.shape[0])
         a, b = np.pad(a, ((0, h - a.shape[0]), (0, 0))), np.pad(b, ((0, h - b.shape[0]), (0, 0)))
         canvas = np.zeros((h, a.shape[1] + b.shape[1] - 4), np.float32)
-        canvas[:, :a.shape[1]] = a
-        canvas[:, a.shape[1] - 4:] = np.maximum(canvas[:, a.shape[1] - 4:], b)
-        big = np.asarray(Image.fromarray(np.pad(canvas, 4) / 255.0, "F").resize(
-            ((canvas.shape[1] + 8) * 4, (canvas.shape[0] + 8) * 4), Image.BICUBIC), np.float32)
+        canvas[:, : a.shape[1]] = a
+        canvas[:, a.shape[1] - 4 :] = np.maximum(canvas[:, a.shape[1] - 4 :], b)
+        big = np.asarray(
+            Image.fromarray(np.pad(canvas, 4) / 255.0, "F").resize(
+                ((canvas.shape[1] + 8) * 4, (canvas.shape[0] + 8) * 4), Image.BICUBIC
+            ),
+            np.float32,
+        )
         images.append((on_paper(np.clip((big - 0.45) * 6 + 0.5, 0, 1)) * 255).astype(np.uint8))
     lazy = [pickle.loads(pickle.dumps(prepare(img))) for img in images]  # as from a worker
     assert sum(len(p.split_sources) for p in lazy) >= 6, "test setup: pairs should offer cuts"
@@ -516,13 +556,23 @@ def test_split_sources_make_the_crops_a_direct_cut_would(mnist_test, bundled):
             px, py, pw, ph = p.crops[i].box
             assert abs(lx - px) <= 1 and abs(rx + rw - (px + pw)) <= 1 and lx + lw <= rx + 1
             assert min(ly, ry) >= py - 1 and max(ly + lh, ry + rh) <= py + ph + 1
-        eager.append(Prepared(p.crops, p.message, p.size, p.joins,
-                              splits=tuple((i, *pair) for i, pair in made if pair is not None)))
+        eager.append(
+            Prepared(
+                p.crops,
+                p.message,
+                p.size,
+                p.joins,
+                splits=tuple((i, *pair) for i, pair in made if pair is not None),
+            )
+        )
     names = [str(k) for k in range(len(images))]
-    for r_lazy, r_eager in zip(classify(lazy, names, bundled), classify(eager, names, bundled)):
+    for r_lazy, r_eager in zip(
+        classify(lazy, names, bundled), classify(eager, names, bundled), strict=True
+    ):
         assert r_lazy.text == r_eager.text
-        assert [(d.box, d.confidence) for d in r_lazy.digits] == \
-            [(d.box, d.confidence) for d in r_eager.digits]
+        assert [(d.box, d.confidence) for d in r_lazy.digits] == [
+            (d.box, d.confidence) for d in r_eager.digits
+        ]
 
 
 def test_path_cut_separates_two_touching_strokes_not_one():
@@ -535,7 +585,9 @@ def test_path_cut_separates_two_touching_strokes_not_one():
     piece = Piece(2, 38, 3, 19, [1])
     left, right = path_cut(piece, lab)
     assert left.x0 == 3 and left.x1 <= 14 and right.x0 >= 8 and right.x1 == 19
-    assert left.cut_mask(2, 38, 3, 19)[:, :5].all() and not right.cut_mask(2, 38, 3, 19)[:, :5].any()
+    assert (
+        left.cut_mask(2, 38, 3, 19)[:, :5].all() and not right.cut_mask(2, 38, 3, 19)[:, :5].any()
+    )
     one = np.zeros((40, 24), np.int32)
     one[2:38, 8:14] = 1  # a single stroke: every path crosses all of it
     assert path_cut(Piece(2, 38, 8, 14, [1]), one) is None
@@ -545,7 +597,72 @@ def test_touching_ones_read_as_two(mnist_test, bundled):
     # MNIST test 1s side by side, sharing 1-2 columns of 28: one piece of ink, too narrow for
     # a column cut. The least-ink path separates them; before it, all 7 read as one digit.
     x, _ = mnist_test
-    pairs = [(39, 40, 1), (46, 57, 2), (107, 135, 1), (168, 176, 1), (189, 190, 2),
-             (228, 239, 1), (251, 265, 1)]
+    pairs = [
+        (39, 40, 1),
+        (46, 57, 2),
+        (107, 135, 1),
+        (168, 176, 1),
+        (189, 190, 2),
+        (228, 239, 1),
+        (251, 265, 1),
+    ]
     texts = [_read(touching(x[i], x[j], ov), bundled) for i, j, ov in pairs]
     assert sum(t == "11" for t in texts) >= 5, texts
+
+
+class _Ones:
+    """Stand-in network: a fixed, non-uniform distribution (1 most likely) for every input."""
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        row = np.array([0.02, 0.6, 0.1, 0.05, 0.05, 0.05, 0.03, 0.05, 0.03, 0.02], np.float32)
+        return np.tile(row, (len(x), 1))
+
+
+def _digit_png(tmp_path: Path) -> Path:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (120, 140), 240)
+    ImageDraw.Draw(img).line([(60, 20), (60, 120)], fill=10, width=9)
+    path = tmp_path / "1_one.png"
+    img.save(path)
+    return path
+
+
+def test_read_bytes_reads_like_the_file_and_errors_in_one_line(tmp_path):
+    from digitnet.preprocess import read_bytes, read_files, reading_to_json
+
+    path = _digit_png(tmp_path)
+    (from_file,) = read_files([path], _Ones())
+    from_bytes = read_bytes(path.read_bytes(), _Ones(), name="upload.png")
+    a, b = reading_to_json(from_file), reading_to_json(from_bytes)
+    assert b["path"] == "upload.png" and a.pop("path") and b.pop("path")
+    assert a == b and a["text"] == "1"
+    bad = read_bytes(b"\x89PNG\r\n\x1a\n-- not really", _Ones(), name="upload.png")
+    assert not bad.ok and bad.error.startswith("upload.png: ") and "\n" not in bad.error
+
+
+def test_classify_returns_the_probabilities(tmp_path):
+    from digitnet.preprocess import read_digits
+
+    (r,) = read_digits(
+        [_digit_png(tmp_path)], _Ones(), top_k=3, min_confidence=0.7, reject_below=0.7
+    )
+    (d,) = r.digits
+    assert d.probs.shape == (10,) and d.probs.dtype == np.float32
+    np.testing.assert_allclose(d.probs, _Ones().predict_proba(np.zeros((1, 28, 28)))[0])
+    assert d.top == [(1, pytest.approx(0.6)), (2, pytest.approx(0.1)), (3, pytest.approx(0.05))]
+    assert d.digit == 1 and d.rejected and d.low_confidence and r.text == "?"
+
+
+def test_non_finite_probabilities_never_reach_a_reading(tmp_path):
+    from digitnet.errors import DigitnetError
+    from digitnet.preprocess import read_digits
+
+    class Broken:
+        path = "broken.onnx"
+
+        def predict_proba(self, x):
+            return np.full((len(x), 10), np.nan, np.float32)
+
+    with pytest.raises(DigitnetError, match=r"broken\.onnx: .*non-finite"):
+        read_digits([_digit_png(tmp_path)], Broken())
