@@ -10,6 +10,7 @@ Set ``DIGITNET_SERVE_SCREENSHOT=FILE`` to keep the screenshot (docs/screenshots/
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -58,10 +59,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def server():
+@contextlib.contextmanager
+def serving(*flags: str):
+    """The real ``digitnet serve`` on a free loopback port; yields its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "digitnet", "serve", "--port", "0", "--workers", "2"],
+        [sys.executable, "-m", "digitnet", "serve", "--port", "0", "--workers", "2", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -77,6 +79,12 @@ def server():
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serving() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +262,31 @@ def test_upload_an_image_and_see_its_boxes(server, browser, tmp_path):
     stroke(browser, pad, "mouse", [(0.4, 0.5), (0.68, 0.5)])
     wait_text(browser, "reading-text", "7")
     save_shot(browser, Path(os.environ.get("DIGITNET_SERVE_SCREENSHOT") or tmp_path / "serve.png"))
+
+
+def test_a_server_with_a_token_asks_for_it(browser, tmp_path):
+    token = "browser-test-token-0123456789"
+    (tmp_path / "token").write_text(token + "\n")
+    with serving("--token-file", str(tmp_path / "token")) as url:
+        browser.get(url + "/")
+        form = browser.find_element(By.ID, "token-form")
+        WebDriverWait(browser, 20).until(lambda _: form.is_displayed())
+        assert "Bearer" in browser.find_element(By.ID, "status").text
+        browser.find_element(By.ID, "token-input").send_keys("wrong-token-0123456789")
+        form.submit()
+        WebDriverWait(browser, 20).until(lambda _: form.is_displayed())
+        assert "wrong bearer token" in browser.find_element(By.ID, "status").text
+        field = browser.find_element(By.ID, "token-input")
+        field.clear()
+        field.send_keys(token)
+        form.submit()
+        WebDriverWait(browser, 20).until(
+            lambda d: (
+                "model" in d.find_element(By.ID, "model-info").text
+                and "loading" not in d.find_element(By.ID, "model-info").text
+            )
+        )
+        pad = browser.find_element(By.ID, "pad")
+        stroke(browser, pad, "mouse", [(0.25, 0.2), (0.75, 0.2), (0.6, 0.5), (0.45, 0.85)])
+        wait_text(browser, "reading-text", "7")
+        browser.execute_script("sessionStorage.clear()")
