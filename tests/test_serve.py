@@ -89,6 +89,20 @@ def huge_transparent_png(side: int = 9000) -> bytes:
     )
 
 
+def long_png(height: int = 80_000_000) -> bytes:
+    """A real 1 x ``height`` grey PNG (about 150 KB): compressed in pieces, never held whole."""
+    z = zlib.compressobj(9)
+    piece = b"\x00\xff" * 1_000_000  # a million rows: filter byte + one white pixel each
+    idat = b"".join(z.compress(piece) for _ in range(height // 1_000_000)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", 1, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+
 def corrupt_png() -> bytes:
     """A valid header whose pixel data is garbage (its CRC fixed, so only inflate fails)."""
     ihdr = struct.pack(">IIBBBBB", 64, 64, 8, 0, 0, 0, 0)
@@ -334,6 +348,7 @@ def test_bad_query_values_are_400(client, query):
         ),
         ("bomb.gif", huge_canvas_gif(), 413, "too large"),
         ("clear.png", huge_transparent_png(), 413, "too large"),
+        ("long.png", long_png(), 413, "1x80000000"),
         ("icon.ico", encode(drawn_seven(64), "ICO"), 415, "not accepted"),
     ],
 )
