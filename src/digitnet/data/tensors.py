@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..inference.spec import DEFAULT_INPUT, MNIST_MEAN, MNIST_STD, normalise
+
 __all__ = [
     "MNIST_MEAN",
     "MNIST_STD",
@@ -23,16 +25,13 @@ __all__ = [
     "to_model_input",
 ]
 
-# Mean and standard deviation of the official 60,000 MNIST training pixels scaled to [0, 1]
-# (the values every PyTorch MNIST example uses); kept fixed so checkpoints agree on them.
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
+# MNIST_MEAN, MNIST_STD and the default spec: one definition, in digitnet.inference.spec.
 
 
 def input_spec(kind: str) -> dict:
     """The normalisation a model expects, as stored in checkpoint metadata."""
     if kind == "standardize":
-        return {"kind": "standardize", "mean": MNIST_MEAN, "std": MNIST_STD}
+        return dict(DEFAULT_INPUT)
     if kind == "raw255":
         return {"kind": "raw255"}
     if kind == "unit":
@@ -41,13 +40,9 @@ def input_spec(kind: str) -> dict:
 
 
 def to_model_input(x01: torch.Tensor, spec: dict) -> torch.Tensor:
-    """Map images in [0, 1] (white ink on black) to what the model was trained on."""
-    kind = spec.get("kind", "standardize")
-    if kind == "standardize":
-        return (x01 - spec["mean"]) / spec["std"]
-    if kind == "raw255":
-        return x01 * 255.0
-    return x01
+    """Map images in [0, 1] (white ink on black) to what the model was trained on: the one
+    normaliser (``digitnet.inference.normalise``) that the predictors use too."""
+    return normalise(x01, spec)
 
 
 @dataclass
