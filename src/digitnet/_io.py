@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DigitnetError, OutputError
+from .errors import DigitnetError, OutputError, one_line
 
 __all__ = [
     "atomic_write",
@@ -77,7 +77,7 @@ def check_user_file(
     not a file``, ``empty file (0 bytes)``, ``3.0 GiB is too large for a checkpoint (limit ...)``.
     Nothing is opened (``stat`` follows symlinks), so a FIFO cannot block here.
     """
-    name = label if label is not None else os.fspath(path)
+    name = one_line(label if label is not None else os.fspath(path))
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -117,7 +117,7 @@ def read_user_file(
     The file is opened with ``O_NONBLOCK`` and checked again through its descriptor, so a path
     swapped for a FIFO between the check and the open still cannot block.
     """
-    name = label if label is not None else os.fspath(path)
+    name = one_line(label if label is not None else os.fspath(path))
     check_user_file(
         path, error=error, max_bytes=max_bytes, what=what, label=name, allow_empty=allow_empty
     )
@@ -168,7 +168,7 @@ def read_user_text(
 ) -> str:
     """A user's UTF-8 text file (config, experiment plan): ``read_user_file`` + a decoding
     error that names the file and the byte offset instead of a ``UnicodeDecodeError``."""
-    name = label if label is not None else os.fspath(path)
+    name = one_line(label if label is not None else os.fspath(path))
     data = read_user_file(path, error=error, max_bytes=max_bytes, what=what, label=name)
     try:
         return data.decode("utf-8-sig")

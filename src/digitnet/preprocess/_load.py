@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
 from .._io import check_user_file, read_user_file
-from ..errors import ImageError
+from ..errors import ImageError, one_line
 
 __all__ = [
     "MAX_PIXELS",
@@ -98,10 +98,11 @@ _BYTES_PER_PIXEL = {
 
 
 def _name(src: Any, name: str | None) -> str:
+    # Escaped: a file name with a newline must not split the error line that names it.
     if name:
-        return name
+        return one_line(name)
     if isinstance(src, (str, os.PathLike)):
-        return os.fspath(src)
+        return one_line(os.fspath(src))
     return "<image>"
 
 
