@@ -28,6 +28,7 @@ from typing import Any
 
 from ._io import atomic_write
 from .errors import CheckpointError
+from .inference.spec import DEFAULT_INPUT as _DEFAULT_INPUT  # the one default input spec
 
 __all__ = [
     "FORMAT",
@@ -603,7 +604,6 @@ def _match_model(p: Path, tensors: dict[str, Any], model_name: str | None):
     )
 
 
-_DEFAULT_INPUT = {"kind": "standardize", "mean": 0.1307, "std": 0.3081}
 
 
 def load_checkpoint(
