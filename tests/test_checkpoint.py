@@ -77,9 +77,13 @@ def refused_everywhere(capsys, path, mnist_dir, png, match: str) -> None:
         load_checkpoint(path)
     msg = str(info.value)
     assert "\n" not in msg and msg.startswith(str(path))
-    line = cli_refuses(capsys, ["evaluate", str(path), "--device", "cpu", "--data-dir", str(mnist_dir)], path.name)
+    line = cli_refuses(
+        capsys, ["evaluate", str(path), "--device", "cpu", "--data-dir", str(mnist_dir)], path.name
+    )
     assert line.startswith("digitnet evaluate: error: ")
-    line = cli_refuses(capsys, ["predict", str(png), "--model", str(path), "--jobs", "1"], path.name)
+    line = cli_refuses(
+        capsys, ["predict", str(png), "--model", str(path), "--jobs", "1"], path.name
+    )
     assert line.startswith("digitnet predict: error: ")
 
 
@@ -89,7 +93,9 @@ def refused_everywhere(capsys, path, mnist_dir, png, match: str) -> None:
 def test_round_trip_gives_identical_outputs(saved):
     path, model = saved
     loaded, meta = load_checkpoint(path)
-    assert meta["model"] == "fast" and meta["input"] == STD and meta["format"] == "digitnet-checkpoint"
+    assert (
+        meta["model"] == "fast" and meta["input"] == STD and meta["format"] == "digitnet-checkpoint"
+    )
     assert not loaded.training
     assert torch.equal(outputs(loaded), outputs(model))
     side = json.loads(sidecar_path(path).read_text())
@@ -168,7 +174,9 @@ def test_header_length_larger_than_the_file(tmp_path, capsys, mnist_dir, digit_p
     # A length field of 2**62 must not make the loader try to read or allocate that much.
     p = tmp_path / "liar.safetensors"
     p.write_bytes(struct.pack("<Q", 1 << 62) + b'{"__metadata__":{}}')
-    refused_everywhere(capsys, p, mnist_dir, digit_png, f"claims {1 << 62} bytes but the file has 19")
+    refused_everywhere(
+        capsys, p, mnist_dir, digit_png, f"claims {1 << 62} bytes but the file has 19"
+    )
 
 
 def test_wrong_shapes_for_the_model(tmp_path, capsys, mnist_dir, digit_png):
@@ -183,12 +191,18 @@ def test_same_names_wrong_shape(tmp_path, capsys, mnist_dir, digit_png):
     model = fresh()
     name, first = next(iter(model.state_dict().items()))
     with torch.no_grad():
-        dict(model.named_parameters())[name].data = torch.zeros(first.shape[0] + 1, *first.shape[1:])
+        dict(model.named_parameters())[name].data = torch.zeros(
+            first.shape[0] + 1, *first.shape[1:]
+        )
     p = save_checkpoint(tmp_path / "shape.safetensors", model, meta_for(fresh()))
-    refused_everywhere(capsys, p, mnist_dir, digit_png, rf"{name} has shape \({first.shape[0] + 1},")
+    refused_everywhere(
+        capsys, p, mnist_dir, digit_png, rf"{name} has shape \({first.shape[0] + 1},"
+    )
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"]
+)
 def test_non_finite_weights(tmp_path, capsys, mnist_dir, digit_png, value):
     # A diverged run's weights give NaN probabilities for every image; refuse them at load.
     model = fresh()
@@ -219,7 +233,13 @@ def test_pickle_reduce_payload_is_refused_and_never_runs(tmp_path, capsys, mnist
     assert control.exists()
 
     # The line names what the file tried to import, not torch's advice to turn the protection off.
-    refused_everywhere(capsys, evil, mnist_dir, digit_png, r"refused: the file needs more than plain weights to load \(it may run code\): .*GLOBAL \S*mkdir")
+    refused_everywhere(
+        capsys,
+        evil,
+        mnist_dir,
+        digit_png,
+        r"refused: the file needs more than plain weights to load \(it may run code\): .*GLOBAL \S*mkdir",
+    )
     assert not marker.exists()
 
 
@@ -232,10 +252,128 @@ def test_sha256_mismatch_means_tampered_weights(saved, capsys, mnist_dir, digit_
 
 
 def test_missing_checkpoint(tmp_path, capsys, mnist_dir, digit_png):
-    refused_everywhere(capsys, tmp_path / "nowhere.safetensors", mnist_dir, digit_png, "no such file")
+    refused_everywhere(
+        capsys, tmp_path / "nowhere.safetensors", mnist_dir, digit_png, "no such file"
+    )
 
 
 def test_folder_instead_of_checkpoint(tmp_path, capsys, mnist_dir, digit_png):
     d = tmp_path / "dir.safetensors"
     d.mkdir()
     refused_everywhere(capsys, d, mnist_dir, digit_png, "is a folder")
+
+
+# --------------------------------------------------------------------------- round 2: schema first
+
+
+def _edit_meta(data: bytes, edit) -> bytes:
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    meta = json.loads(header["__metadata__"]["digitnet"])
+    edit(meta)
+    header["__metadata__"]["digitnet"] = json.dumps(meta)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + data[8 + n :]
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda m: m.__setitem__("input", "x"), "metadata 'input' has the wrong type"),
+        (lambda m: m["input"].pop("mean"), "'input' mean must be a finite number"),
+        (lambda m: m["input"].__setitem__("std", 0), "'input' std must be a number"),
+        (lambda m: m.__setitem__("model", 5), "metadata 'model' has the wrong type"),
+        (lambda m: m["model_args"].__setitem__("widths", "abc"), "widths must be a list"),
+        (lambda m: m["model_args"].__setitem__("widths", [8000, 8000, 1]), "too large"),
+        (lambda m: m["model_args"].__setitem__("depths", [10**7, 1, 1]), "outside 1..64"),
+        (lambda m: m.__setitem__("save_id", "0" * 32), None),  # with the last byte flipped
+    ],
+    ids=["input-str", "no-mean", "std-0", "model-int", "args-type", "wide", "deep", "save-id"],
+)
+def test_metadata_schema_refuses_before_building(saved, edit, match):
+    path, _ = saved
+    data = bytearray(path.read_bytes())
+    if match is None:  # tampered weights and a new save_id to disown the sidecar
+        data[-1] ^= 0x01
+        match = "tensor data's sha256"
+    path.write_bytes(_edit_meta(bytes(data), edit))
+    with pytest.raises(CheckpointError, match=match) as info:
+        load_checkpoint(path)
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
+def test_huge_architecture_is_refused_fast_and_small(saved):
+    # Counted on the meta device: no allocation, well under a second, in a fresh process.
+    import subprocess
+    import sys
+
+    path, _ = saved
+    path.write_bytes(
+        _edit_meta(
+            path.read_bytes(), lambda m: m["model_args"].__setitem__("widths", [8000, 8000, 1])
+        )
+    )
+    code = (
+        "import resource, time, sys\n"
+        "import torch, safetensors.torch, digitnet.models  # imports are not what is timed\n"
+        "from digitnet.checkpoint import load_checkpoint\n"
+        "from digitnet.errors import CheckpointError\n"
+        "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; t0 = time.perf_counter()\n"
+        "try:\n    load_checkpoint(sys.argv[1])\nexcept CheckpointError:\n    pass\n"
+        "print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    seconds, grown_kb = float(out[0]), int(out[1])
+    assert seconds < 1.0 and grown_kb < 200 * 1024, (seconds, grown_kb)
+
+
+def test_pt_files_are_recognised_by_content(tmp_path, saved):
+    path, model = saved
+    renamed = tmp_path / "renamed.pt"
+    renamed.write_bytes(path.read_bytes())  # a safetensors file with a .pt name loads as one
+    loaded, meta = load_checkpoint(renamed)
+    assert meta["model"] == "fast" and torch.equal(outputs(loaded), outputs(model))
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"hello world, not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint: neither a torch.save"):
+        load_checkpoint(garbage)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: torch.zeros(4, dtype=torch.float8_e4m3fn), "dtype float8_e4m3fn"),
+        (lambda: torch.zeros(4, 4).to_sparse(), "sparse_coo"),
+        (lambda: torch.empty(4, device="meta"), "on device 'meta'"),
+        (lambda: torch.zeros(4, dtype=torch.complex64), "dtype complex64"),
+    ],
+    ids=["fp8", "sparse", "meta", "complex"],
+)
+def test_exotic_tensors_in_pt_are_refused(tmp_path, make, match):
+    p = tmp_path / "odd.pt"
+    torch.save({"w": make()}, p)
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(p)
+
+
+def test_broken_weight_values_are_refused(tmp_path):
+    for name, fix, match in [
+        ("negvar", lambda m: m.features[1].running_var.fill_(-1.0), "negative variance"),
+        ("huge", lambda m: m.features[0].weight.mul_(1e38), "beyond any trained digit model"),
+    ]:
+        m = fresh()
+        with torch.no_grad():
+            fix(m)
+        p = save_checkpoint(tmp_path / f"{name}.safetensors", m, meta_for(m))
+        with pytest.raises(CheckpointError, match=match):
+            load_checkpoint(p)
+
+
+def test_class_count_mismatch_names_the_file(tmp_path):
+    m = create_model("fast", num_classes=5)
+    p = save_checkpoint(tmp_path / "five.safetensors", m, meta_for(m))
+    with pytest.raises(CheckpointError, match=r"five\.safetensors: model 'fast' has a 5-class"):
+        load_checkpoint(p)
