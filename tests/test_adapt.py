@@ -142,7 +142,8 @@ def test_cli_end_to_end_with_replay(
     )
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["mode"] == "replay" and res["trained_layers"] == "all"
+    assert res["mode"] == "replay"
+    assert res["trained_layers"].startswith("features[") and res["trained_layers"].endswith("head")
     assert res["replay_images"] == 1200 and res["examples"] == 20 and res["steps"] >= 1
     assert res["checkpoint"] == str(out) and out.exists()
     meta = read_metadata(out)
@@ -183,8 +184,9 @@ def test_l2sp_without_mnist_trains_only_the_top(
     model, _ = load_checkpoint(out)
     base, _ = load_checkpoint(bundled_model_path())
     new, old = model.state_dict(), base.state_dict()
-    assert bool((new["features.0.weight"] == old["features.0.weight"]).all())  # first conv kept
-    assert not bool((new["head.2.weight"] == old["head.2.weight"]).all())  # classifier moved
+    for k in new:  # only the classifier moved
+        same = bool((new[k] == old[k]).all())
+        assert same != k.startswith("head."), k
 
 
 def test_explicit_data_dir_without_mnist_is_an_error(
