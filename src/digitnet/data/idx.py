@@ -102,6 +102,14 @@ def _human_bytes(n: int) -> str:
 @contextlib.contextmanager
 def _open(path: Path) -> Iterator[tuple[BinaryIO, bool, int]]:
     """Open ``path`` for reading; yield (stream, is_gzip, size on disk in bytes)."""
+    from .._io import _not_regular
+
+    try:
+        kind = _not_regular(os.stat(path).st_mode)
+    except OSError:
+        kind = None  # open() below names the problem
+    if kind is not None and not kind.startswith("is a folder"):
+        raise _fail(path, kind)  # a FIFO would block open() and read() forever
     try:
         fh = path.open("rb")
     except FileNotFoundError:
