@@ -324,3 +324,12 @@ def test_cli_reports_corrupt_file_in_one_line(tmp_path: Path,
     assert err.count("\n") == 1
     assert err.startswith("digitnet data: error: ")
     assert str(bad) in err and "label 77 at index 3" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_is_named_not_opened(tmp_path):
+    # open() on a FIFO blocks until a writer appears: the reader must refuse it from its stat.
+    p = tmp_path / "x.idx"
+    os.mkfifo(p)
+    with pytest.raises(DataError, match=r"x\.idx: is a FIFO \(named pipe\), not a file"):
+        read_idx(p)
