@@ -121,6 +121,8 @@ def _onnx_proto(model, opset: int):
             dynamic_shapes=({0: batch},),
             verbose=False,
         )
+    if prog is None:  # only when exporting to a file, which this never asks for
+        raise RuntimeError("torch.onnx.export returned no program")
     proto = prog.model_proto
     _strip_debug_metadata(proto)
     return proto

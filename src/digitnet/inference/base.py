@@ -67,13 +67,17 @@ class Predictor(Protocol):
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...  # digits, confidence
 
-    @staticmethod
-    def load(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
-        """``load_predictor(path, backend="torch", device=device)``: the former
-        ``Predictor.load`` (a PyTorch predictor), kept for its callers."""
-        from . import load_predictor
 
-        return load_predictor(path, backend="torch", device=device)
+def _load_torch(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
+    """``load_predictor(path, backend="torch", device=device)``."""
+    from . import load_predictor
+
+    return load_predictor(path, backend="torch", device=device)
+
+
+# ``Predictor.load`` was the torch loader before the protocol existed; kept for its callers
+# (set after the class is made, so it is no member of the protocol). New code: load_predictor.
+setattr(Predictor, "load", staticmethod(_load_torch))  # noqa: B010
 
 
 class PredictorBase:

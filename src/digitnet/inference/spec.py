@@ -65,7 +65,12 @@ def check_input_spec(spec: Any, where: str) -> dict[str, Any]:
         )
     if kind == "standardize":
         mean, std = spec.get("mean"), spec.get("std")
-        if not _number(mean) or not _number(std):
+        if (
+            not isinstance(mean, (int, float))
+            or not isinstance(std, (int, float))
+            or not _number(mean)
+            or not _number(std)
+        ):
             raise CheckpointError(
                 f"{where}: input spec needs a finite mean and std, got mean={mean!r} std={std!r}"
             )
@@ -86,11 +91,11 @@ def normalise(x01: T, spec: dict[str, Any]) -> T:
         if isinstance(x01, np.ndarray):
             return ((x01 - np.float32(spec["mean"])) / np.float32(spec["std"])).astype(
                 np.float32, copy=False
-            )  # type: ignore[return-value]
-        return (x01 - spec["mean"]) / spec["std"]  # type: ignore[operator,return-value]
+            )
+        return (x01 - spec["mean"]) / spec["std"]
     if kind == "raw255":
         if isinstance(x01, np.ndarray):
-            return (x01 * np.float32(255.0)).astype(np.float32, copy=False)  # type: ignore[return-value]
+            return (x01 * np.float32(255.0)).astype(np.float32, copy=False)
         return x01 * 255.0  # type: ignore[operator,return-value]
     if kind == "unit":
         return x01

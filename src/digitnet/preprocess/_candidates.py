@@ -195,9 +195,10 @@ def join_candidates(pieces: list[Piece]) -> list[tuple[int, int]]:
 def _member(lab: np.ndarray, p: Piece) -> np.ndarray:
     """Pixels of ``p`` within its box: its components, limited to its columns if it was cut."""
     member = np.isin(lab[p.y0 : p.y1, p.x0 : p.x1], p.labels)
-    if p.cut is not None:
+    cut = p.cut_mask(p.y0, p.y1, p.x0, p.x1)
+    if cut is not None:
         # Pixels outside this piece's share of a split group belong to its neighbours.
-        member &= p.cut_mask(p.y0, p.y1, p.x0, p.x1)
+        member &= cut
     return member
 
 
@@ -238,8 +239,9 @@ def crops_of(
             pm = np.zeros_like(m)
             pm[p.y0 - y0 : p.y1 - y0, p.x0 - x0 : p.x1 - x0] = _member(lab, p)
             pn = _dilate3(pm)
-            if p.cut is not None:
-                pn &= p.cut_mask(y0, y1, x0, x1)
+            cut = p.cut_mask(y0, y1, x0, x1)
+            if cut is not None:
+                pn &= cut
             m |= pm
             near |= pn
         ink = ink_full[y0:y1, x0:x1] * near

@@ -18,9 +18,9 @@ import glob
 import os
 import re
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Union, cast
 
 from ..errors import ImageError
 from ._analyse import prepare
@@ -48,7 +48,7 @@ def _is_image_name(p: Path) -> bool:
 
 
 def _walk(folder: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(root) / f for f in sorted(files) if _is_image_name(Path(f)))
@@ -129,7 +129,7 @@ def _blocks(
     deskew_digits: bool,
     jobs: int,
     read_block: Callable[[list[Any], list[str]], list[Reading]],
-) -> Iterator[list[Reading]]:
+) -> Generator[list[Reading], None, None]:
     """Prepare ``paths`` in chunks, hand each to ``read_block(prepared, paths)`` (the network)
     and yield the readings chunk by chunk, in order.
 
@@ -179,7 +179,7 @@ def read_files(
     min_confidence: float = 0.0,
     reject_below: float | None = None,
     deskew_digits: bool = False,
-) -> Iterator[Reading]:
+) -> Generator[Reading, None, None]:
     """Read image files, folders and glob patterns; yield one ``Reading`` per entry of
     ``list_images(paths)``, in that order, as soon as it is read.
 
@@ -199,11 +199,11 @@ def read_files(
 
     def read_block(prepared: list[Any], names: list[str]) -> list[Reading]:
         if not model:
-            model.append(
-                predictor()
-                if callable(predictor) and not hasattr(predictor, "predict_proba")
-                else predictor
-            )  # type: ignore[arg-type]
+            # A predictor has predict_proba; anything else callable makes one.
+            if hasattr(predictor, "predict_proba"):
+                model.append(cast(ProbaPredictor, predictor))
+            else:
+                model.append(predictor())
         return classify(
             prepared,
             names,
@@ -213,7 +213,9 @@ def read_files(
             reject_below=reject_below,
         )
 
-    blocks = _blocks(todo, single, deskew_digits, jobs, read_block)
+    blocks: Generator[list[Reading], None, None] = _blocks(
+        todo, single, deskew_digits, jobs, read_block
+    )
     readings = (r for block in blocks for r in block)
     try:
         for path, err in entries:

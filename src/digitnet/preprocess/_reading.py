@@ -197,7 +197,9 @@ def classify(
     # is read at least SPLIT_EACH surer than the whole, impossible once the whole is read
     # above 1 - SPLIT_EACH (most digits). Those splits are left out (their crops are not even
     # made, for ``split_sources``): they could never be chosen.
-    at, offered, split_inputs = 0, [], []
+    at = 0
+    offered: list[list[Any]] = []
+    split_inputs: list[np.ndarray] = []
     for p in ok:
         rows = probs[at : at + len(p.crops)]
         at += len(p.crops) + len(p.joins)
@@ -215,11 +217,13 @@ def classify(
         split_inputs.extend(np.stack([a.image, b.image]) for _, a, b in cands)
     split_probs = _predict(predictor, split_inputs, batch_size)
     k = max(1, min(10, top_k))
-    out, at, n_ok, at_split = [], 0, 0, 0
-    for p, label in zip(prepared, labels, strict=True):
-        if isinstance(p, str):
-            out.append(Reading(label, error=p))
+    out: list[Reading] = []
+    at, n_ok, at_split = 0, 0, 0
+    for entry, label in zip(prepared, labels, strict=True):
+        if isinstance(entry, str):
+            out.append(Reading(label, error=entry))
             continue
+        p = entry
         crops = p.crops
         if not crops:
             out.append(Reading(label, "", (), p.message))

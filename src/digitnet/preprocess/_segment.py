@@ -9,6 +9,7 @@ to judge.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ from scipy import ndimage as ndi
 
 from ._mnist import stroke_width
 
-__all__ = ["Piece", "find_pieces", "cut_candidates", "path_candidate", "path_cut", "MIN_DIGIT_PX"]
+__all__ = ["MIN_DIGIT_PX", "Piece", "cut_candidates", "find_pieces", "path_candidate", "path_cut"]
 
 # A digit needs at least this many pixels of height at the analysis resolution; below that the
 # 20x20 box would be filled by upscaled blur (and marks this small are dots or specks).
@@ -111,10 +112,19 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, list[Piece], np.ndarray]:
 
 def _merge(a: Piece, b: Piece, minor: bool = False) -> Piece:
     ab = a.body or (a.x0, a.x1)
-    body = ab if minor else (min(ab[0], (b.body or (b.x0, b.x1))[0]),
-                             max(ab[1], (b.body or (b.x0, b.x1))[1]))
-    return Piece(min(a.y0, b.y0), max(a.y1, b.y1), min(a.x0, b.x0), max(a.x1, b.x1),
-                 a.labels + b.labels, body=body)
+    body = (
+        ab
+        if minor
+        else (min(ab[0], (b.body or (b.x0, b.x1))[0]), max(ab[1], (b.body or (b.x0, b.x1))[1]))
+    )
+    return Piece(
+        min(a.y0, b.y0),
+        max(a.y1, b.y1),
+        min(a.x0, b.x0),
+        max(a.x1, b.x1),
+        a.labels + b.labels,
+        body=body,
+    )
 
 
 def _group(pieces: list[Piece], ref_h: float) -> list[Piece]:
@@ -191,7 +201,7 @@ def _split(group: Piece, lab: np.ndarray, digit_w: float) -> list[Piece]:
     if body[1] - body[0] <= _MAX_ASPECT * gh:
         return [group]
     n = int(min(8, max(2, round(gw / digit_w))))
-    region = np.isin(lab[group.y0:group.y1, group.x0:group.x1], group.labels)
+    region = np.isin(lab[group.y0 : group.y1, group.x0 : group.x1], group.labels)
     cols = region.sum(axis=0).astype(np.float64)
     # Smooth the column profile a little so a single-pixel gap in a stroke is not taken for
     # the space between two digits.
@@ -204,23 +214,31 @@ def _split(group: Piece, lab: np.ndarray, digit_w: float) -> list[Piece]:
         hi = int(min(gw - 1, centre + 0.35 * step))
         if hi <= lo:
             continue
-        cuts.append(lo + int(np.argmin(cols[lo:hi + 1])))
+        cuts.append(lo + int(np.argmin(cols[lo : hi + 1])))
     cuts.append(gw)
     out = []
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         part = region[:, a:b]
         rows = np.flatnonzero(part.any(axis=1))
         if rows.size == 0 or b - a < 2:
             continue
         colsnz = np.flatnonzero(part.any(axis=0))
-        out.append(Piece(group.y0 + int(rows[0]), group.y0 + int(rows[-1]) + 1,
-                         group.x0 + a + int(colsnz[0]), group.x0 + a + int(colsnz[-1]) + 1,
-                         group.labels, cut=(group.x0 + a, group.x0 + b)))
+        out.append(
+            Piece(
+                group.y0 + int(rows[0]),
+                group.y0 + int(rows[-1]) + 1,
+                group.x0 + a + int(colsnz[0]),
+                group.x0 + a + int(colsnz[-1]) + 1,
+                group.labels,
+                cut=(group.x0 + a, group.x0 + b),
+            )
+        )
     return out
 
 
-def find_pieces(mask: np.ndarray, *,
-                single: bool = False) -> tuple[np.ndarray, list[Piece], str | None]:
+def find_pieces(
+    mask: np.ndarray, *, single: bool = False
+) -> tuple[np.ndarray, list[Piece], str | None]:
     """Digit candidates of an ink mask, left to right.
 
     Returns ``(labels, pieces, message)``; ``message`` says why nothing digit-like was found.
@@ -229,7 +247,7 @@ def find_pieces(mask: np.ndarray, *,
     lab, pieces, areas = _components(mask)
     if not pieces:
         return lab, [], "no digit found: no ink"
-    big = [p for p, a in zip(pieces, areas) if a >= 0.2 * areas[0]]
+    big = [p for p, a in zip(pieces, areas, strict=True) if a >= 0.2 * areas[0]]
     ref_h = max(p.y1 - p.y0 for p in big)
     if ref_h < MIN_DIGIT_PX:
         return lab, [], "no digit found: only marks too small to be digits"
@@ -278,22 +296,23 @@ _CUT_WIDER = 1.4
 _CUT_MAX = 3
 
 
-def cut_candidates(piece: Piece, lab: np.ndarray,
-                   typical_w: float | None = None) -> list[tuple[Piece, Piece]]:
+def cut_candidates(
+    piece: Piece, lab: np.ndarray, typical_w: float | None = None
+) -> list[tuple[Piece, Piece]]:
     """Ways to cut ``piece`` into a left and a right digit (``typical_w``: the usual width of
     a digit in the same number, when there are enough others to tell)."""
     w, h = piece.x1 - piece.x0, piece.y1 - piece.y0
     wide = w >= _CUT_MIN_ASPECT * h or (typical_w is not None and w >= _CUT_WIDER * typical_w)
     if not wide or w < 6:
         return []
-    region = np.isin(lab[piece.y0:piece.y1, piece.x0:piece.x1], piece.labels)
+    region = np.isin(lab[piece.y0 : piece.y1, piece.x0 : piece.x1], piece.labels)
     if piece.cut is not None:
         region &= piece.cut_mask(piece.y0, piece.y1, piece.x0, piece.x1)
     cols = ndi.uniform_filter1d(region.sum(axis=0).astype(np.float64), size=3, mode="nearest")
     # Cuts where the least ink crosses, in the middle 40% (each digit keeps at least 30% of the
     # width): the thinnest column overall, and the thinnest in each half of that window, so an
     # overlap that moved the true boundary off the minimum still has a candidate.
-    lo, hi = int(round(0.3 * w)), int(round(0.7 * w))
+    lo, hi = round(0.3 * w), round(0.7 * w)
     if hi - lo < 2:
         return []
     mid = (lo + hi) // 2
@@ -311,9 +330,16 @@ def cut_candidates(piece: Piece, lab: np.ndarray,
             cs = np.flatnonzero(part.any(axis=0))
             if rows.size == 0:
                 break
-            halves.append(Piece(piece.y0 + int(rows[0]), piece.y0 + int(rows[-1]) + 1,
-                                piece.x0 + a + int(cs[0]), piece.x0 + a + int(cs[-1]) + 1,
-                                piece.labels, cut=(piece.x0 + a, piece.x0 + b)))
+            halves.append(
+                Piece(
+                    piece.y0 + int(rows[0]),
+                    piece.y0 + int(rows[-1]) + 1,
+                    piece.x0 + a + int(cs[0]),
+                    piece.x0 + a + int(cs[-1]) + 1,
+                    piece.labels,
+                    cut=(piece.x0 + a, piece.x0 + b),
+                )
+            )
         if len(halves) == 2 and min(q.y1 - q.y0 for q in halves) >= 0.4 * h:
             out.append((halves[0], halves[1]))
     return out
@@ -329,7 +355,7 @@ def path_cut(piece: Piece, lab: np.ndarray) -> tuple[Piece, Piece] | None:
     """Cut a narrow piece along the top-to-bottom path that crosses the least ink (one step
     down per row, at most one column sideways), or None when every such path crosses more
     than _PATH_INK stroke widths of ink (one stroke, not two touching ones)."""
-    full = np.isin(lab[piece.y0:piece.y1, piece.x0:piece.x1], piece.labels)
+    full = np.isin(lab[piece.y0 : piece.y1, piece.x0 : piece.x1], piece.labels)
     # The search runs on at most _PATH_ROWS rows (blocks of f x f pixels, ink if any pixel is):
     # enough to find the gap between two strokes, and a cost that does not grow with the image.
     f = max(1, int(np.ceil(full.shape[0] / _PATH_ROWS)))
@@ -370,7 +396,7 @@ def path_cut(piece: Piece, lab: np.ndarray) -> tuple[Piece, Piece] | None:
     if crossed > _PATH_INK * stroke_width(region):
         return None
     # Back to full resolution: each block row's cut column, at the middle of its block.
-    xs = np.repeat(xs * f + f // 2, f)[:full.shape[0]]
+    xs = np.repeat(xs * f + f // 2, f)[: full.shape[0]]
     region = full
     h, w = region.shape
     area = int(region.sum())
@@ -385,7 +411,15 @@ def path_cut(piece: Piece, lab: np.ndarray) -> tuple[Piece, Piece] | None:
         cs = np.flatnonzero(part.any(axis=0))
         if rows[-1] + 1 - rows[0] < 0.4 * h:
             return None
-        halves.append(Piece(piece.y0 + int(rows[0]), piece.y0 + int(rows[-1]) + 1,
-                            piece.x0 + int(cs[0]), piece.x0 + int(cs[-1]) + 1,
-                            piece.labels, cut=bounds, shift=shift))
+        halves.append(
+            Piece(
+                piece.y0 + int(rows[0]),
+                piece.y0 + int(rows[-1]) + 1,
+                piece.x0 + int(cs[0]),
+                piece.x0 + int(cs[-1]) + 1,
+                piece.labels,
+                cut=bounds,
+                shift=shift,
+            )
+        )
     return halves[0], halves[1]
