@@ -401,6 +401,18 @@ def test_final_model_that_cannot_be_written_keeps_last_and_says_where(
     assert f"the trained weights are kept in {run / 'last.safetensors'}" in msg
     _model, meta = load_checkpoint(run / "last.safetensors")  # complete, loadable
     assert meta["train_state"]["epoch"] == 1
+    # As the message says: once the name is free, resuming writes the final file (no training).
+    (run / "model.safetensors").rmdir()
+    res = fit(
+        tiny(mnist_dir, tmp_path, epochs=1), datasets=small_data, resume=run / "last.safetensors"
+    )
+    assert res.checkpoint == run / "model.safetensors" and res.epochs == 1.0
+    final, _ = load_checkpoint(res.checkpoint)
+    kept, _ = load_checkpoint(run / "last.safetensors")
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(final.state_dict().values(), kept.state_dict().values(), strict=True)
+    )
 
 
 @pytest.mark.parametrize("lr", [math.inf, 1e30])

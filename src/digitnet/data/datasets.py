@@ -63,7 +63,7 @@ def load_datasets(cfg: TrainConfig, device: torch.device) -> Datasets:
     if cfg.augment.enabled and cfg.augment.allographs > 0:
         from .allographs import training_pool  # synthetic writer styles (issue 12)
 
-        n_allo = int(round(cfg.augment.allographs * n_mnist))
+        n_allo = round(cfg.augment.allographs * n_mnist)
         xa, ya = training_pool(n_allo, seed=cfg.seed + 7919)
         xtr, ytr = np.concatenate([xtr, xa]), np.concatenate([ytr, ya.astype(ytr.dtype)])
     spec = input_spec(cfg.input)

@@ -21,7 +21,7 @@ from ..data.datasets import Datasets, load_datasets
 from ..data.tensors import DeviceDataset, input_spec
 from ..errors import CheckpointError, UsageError
 from ..models import create_model
-from .callbacks import Callback, CallbackList, EpochMetrics, FitResult, FitStart, TensorBoardLogger
+from .callbacks import Callback, CallbackList, EpochMetrics, FitResult, FitStart
 from .config import TrainConfig, validate
 from .devices import Dist, all_reduce_sum, resolve_device, setup_device, wrap_ddp
 from .loop import (
@@ -71,8 +71,7 @@ def fit(
     run_dir = default_run_dir(cfg) if write else None
     writer = RunWriter(run_dir, write and dist.main, checkpoint_meta(cfg, model, data))
     writer.start(cfg)
-    board = writer.run_dir and cfg.tensorboard and writer.enabled
-    cb = CallbackList([*callbacks, TensorBoardLogger(run_dir / "tensorboard") if board else None])
+    cb = CallbackList([*callbacks, writer.tensorboard() if cfg.tensorboard else None])
     train_model = wrap_ddp(model, device, dist)
     compile_seconds = 0.0
     if cfg.compile:

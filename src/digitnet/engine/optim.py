@@ -17,7 +17,8 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     """``cfg.optimizer`` over two parameter groups: weights (decayed) and biases/norms (not)."""
     # No weight decay on batch-norm parameters and biases (standard practice; decaying them
     # only fights the normalisation).
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)

@@ -11,8 +11,8 @@ line naming the file instead of failing later with a traceback (or training on g
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -146,7 +146,7 @@ class TrainingState:
 
     # ------------------------------------------------------------------ load
 
-    def load_state_dict(self, state: dict[str, Any], source: str | Path) -> None:
+    def load_state_dict(self, state: dict[str, Any], source: str | os.PathLike[str]) -> None:
         """Check ``state`` (as ``state_dict()`` makes it) against this run, then apply it.
 
         Raises ``CheckpointError`` naming ``source`` when any part is missing, of the wrong type
@@ -187,7 +187,8 @@ class TrainingState:
         if self.scheduler is not None and sched is not None:
             if not isinstance(sched, dict):
                 raise check.error("scheduler state is not an object")
-            check.apply("scheduler state", lambda: self.scheduler.load_state_dict(sched))  # type: ignore[union-attr]
+            scheduler = self.scheduler
+            check.apply("scheduler state", lambda: scheduler.load_state_dict(sched))
         saved_torch_rng = torch.get_rng_state()
         try:
             torch.set_rng_state(rng["torch"])
@@ -219,7 +220,7 @@ def _first_line(exc: BaseException) -> str:
 class _Checker:
     """Validation helpers that raise one-line ``CheckpointError``s naming the file."""
 
-    def __init__(self, source: str | Path) -> None:
+    def __init__(self, source: str | os.PathLike[str]) -> None:
         self.source = str(source).replace("\n", "\\n")
 
     def error(self, what: str) -> CheckpointError:

@@ -20,7 +20,7 @@ import torch
 from .._io import ensure_dir, write_json, write_text
 from ..checkpoint import json_safe, save_checkpoint
 from ..errors import OutputError
-from .callbacks import EpochMetrics, FitResult
+from .callbacks import EpochMetrics, FitResult, TensorBoardLogger
 from .config import TrainConfig
 
 __all__ = ["RunWriter", "default_run_dir"]
@@ -59,6 +59,12 @@ class RunWriter:
             write_json(self.run_dir / "config.json", cfg.to_dict())
             if (self.run_dir / BEST).is_file():  # a resumed run keeps its best so far
                 self.best = self.run_dir / BEST
+
+    def tensorboard(self) -> TensorBoardLogger | None:
+        """A TensorBoard callback writing into ``<run>/tensorboard`` (None when not writing)."""
+        if not self.enabled or self.run_dir is None:
+            return None
+        return TensorBoardLogger(self.run_dir / "tensorboard")
 
     def write_metrics(self, history: list[EpochMetrics]) -> None:
         if not self.enabled or self.run_dir is None:
