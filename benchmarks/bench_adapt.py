@@ -217,13 +217,15 @@ def main(argv: list[str] | None = None) -> int:
                     save_image(pop_imgs[i], f)
                     files.append(str(f))
                 out = Path(tmp) / "adapted.safetensors"
+                if args.no_replay:  # where no MNIST files are found: the l2sp mode
+                    os.environ["DIGITNET_DATA"] = str(Path(tmp) / "no-mnist-here")
                 r = adapt_model(
                     files,
                     out=out,
                     base=args.model,
                     seed=seed,
                     seconds=args.seconds,
-                    data_dir=Path(tmp) / "none" if args.no_replay else args.data_dir,
+                    data_dir=None if args.no_replay else args.data_dir,
                 )
                 adapted = load_predictor(out, backend="torch")
             row = {
