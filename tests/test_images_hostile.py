@@ -183,3 +183,66 @@ def test_errors_are_one_line(tmp_path):
             prepare(p)
         msg = str(info.value)
         assert msg.startswith(str(p)) and "\n" not in msg
+
+
+# --------------------------------------------------------------------------- round 2: budgets
+
+
+def test_rgba_canvas_over_the_decode_budget_is_refused_from_its_header(tmp_path):
+    # 9000x9000 RGBA: 324 MB decoded (Pillow keeps 4 bytes per pixel), refused before decoding.
+    ihdr = struct.pack(">IIBBBBB", 9000, 9000, 8, 6, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
+    p = tmp_path / "clear.png"
+    p.write_bytes(data)
+    t = time.perf_counter()
+    with pytest.raises(ImageError, match=r"clear\.png: image too large to decode \(9000x9000 RGBA"):
+        prepare(p)
+    assert time.perf_counter() - t < 1.0
+
+
+def test_huge_garbage_is_refused_by_size_before_reading(tmp_path):
+    p = tmp_path / "huge.png"
+    with open(p, "wb") as fh:
+        fh.truncate(3 * 10**9)  # sparse
+    with pytest.raises(ImageError, match=r"huge\.png: 2\.8 GiB is too large for an image"):
+        prepare(p)
+
+
+def test_big_file_without_an_image_signature_is_refused_unread(tmp_path):
+    p = tmp_path / "big.png"
+    with open(p, "wb") as fh:
+        fh.truncate(20 * 10**6)
+    with pytest.raises(ImageError, match="no known image signature"):
+        prepare(p)
+
+
+def test_fifo_is_named_as_a_fifo(tmp_path):
+    import os
+
+    p = tmp_path / "pipe.png"
+    os.mkfifo(p)
+    with pytest.raises(ImageError, match=r"pipe\.png: is a FIFO \(named pipe\), not a file"):
+        prepare(p)
+
+
+def test_name_with_a_newline_gives_a_one_line_message(tmp_path):
+    p = tmp_path / "two\nlines.png"
+    p.write_bytes(b"not an image")
+    with pytest.raises(ImageError) as info:
+        prepare(p)
+    assert "\n" not in str(info.value) and "two\\nlines.png" in str(info.value)
+
+
+def test_transparent_composite_in_8_bits_matches_the_float_composite():
+    # Dark ink at partial alpha on a transparent ground: the 8-bit path (reduce, then composite)
+    # gives the grey that compositing in float at full size gives, within rounding.
+    rng = np.random.default_rng(0)
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., :3] = rng.integers(0, 80, (64, 64, 3))
+    rgba[16:48, 28:36, 3] = 200
+    want = rgba[..., :3].astype(np.float32) / 255 @ np.array([0.299, 0.587, 0.114], np.float32)
+    a = rgba[..., 3].astype(np.float32) / 255
+    want = want * a + (1 - a)
+    got = load_image(Image.fromarray(rgba, "RGBA"))
+    assert np.abs(got - want).max() < 2.5 / 255
