@@ -295,7 +295,8 @@ def check_input_spec(path: Path | str, spec: Any) -> None:
             f"known: {', '.join(INPUT_KINDS)}"
         )
     if kind == "standardize":
-        mean, std = spec.get("mean"), spec.get("std")
+        mean: Any = spec.get("mean")
+        std: Any = spec.get("std")
         if not _num(mean) or abs(mean) > 1e3:
             raise CheckpointError(
                 f"{path}: metadata 'input' mean must be a finite number, not {str(mean)[:40]}"

@@ -367,7 +367,7 @@ def box_resize(img: Image.Image, w: int, h: int) -> Image.Image:
     fx, fy = max(1, img.width // max(1, w)), max(1, img.height // max(1, h))
     if fx > 1 or fy > 1:
         img = img.reduce((fx, fy))
-    return img if img.size == (w, h) else img.resize((w, h), Image.BOX)
+    return img if img.size == (w, h) else img.resize((w, h), Image.Resampling.BOX)
 
 
 def _gray(img: Image.Image, label: str, max_side: int | None) -> np.ndarray | Image.Image:
@@ -469,9 +469,9 @@ def _composite_8bit(img: Image.Image, side: int) -> Image.Image:
     ink = ImageChops.multiply(grey, alpha)  # luma * alpha / 255
     del grey
     ink, alpha = _reduce(ink, side), _reduce(alpha, side)
-    lo, _hi = alpha.getextrema()
+    lo = alpha.getextrema()[0]
     on_white = ImageChops.add(ink, ImageChops.invert(alpha))
-    if lo >= 255:
+    if isinstance(lo, (int, float)) and lo >= 255:
         return on_white
     if ImageStat.Stat(on_white).stddev[0] * 2.0 < ImageStat.Stat(ink).stddev[0]:
         return ink
