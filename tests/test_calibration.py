@@ -80,3 +80,64 @@ def test_bundled_model_is_calibrated_on_a_validation_split():
     assert cal["split"] == "validation" and cal["images"] > 0
     assert 0.05 < cal["temperature"] < 20
     assert cal["ece_after"] <= cal["ece_before"]
+
+
+def test_train_fits_the_temperature_on_its_validation_split(tiny_mnist, tmp_path):
+    """``digitnet train --val-split N`` stores meta["calibration"] in the final checkpoint."""
+    from digitnet.checkpoint import read_metadata
+    from digitnet.cli import main
+
+    out = tmp_path / "run"
+    rc = main(
+        [
+            "train",
+            "--recipe",
+            "fast",
+            "--epochs",
+            "1",
+            "--data-dir",
+            str(tiny_mnist),
+            "--val-split",
+            "200",
+            "--out",
+            str(out),
+            "--quiet",
+            "--threads",
+            "1",
+        ]
+    )
+    assert rc == 0
+    cal = read_metadata(out / "model.safetensors")["calibration"]
+    assert cal["split"] == "validation" and cal["images"] == 200
+    assert (
+        cal["temperature"] > 0
+        and 0 <= cal["ece_after"] <= 1
+        and cal["nll_after"] <= cal["nll_before"]
+    )
+
+
+def test_train_without_validation_split_is_not_calibrated(tiny_mnist, tmp_path):
+    from digitnet.checkpoint import read_metadata
+    from digitnet.cli import main
+
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--recipe",
+                "fast",
+                "--epochs",
+                "1",
+                "--data-dir",
+                str(tiny_mnist),
+                "--out",
+                str(out),
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert "calibration" not in read_metadata(out / "model.safetensors")
