@@ -123,9 +123,33 @@ RECIPES: dict[str, dict[str, Any]] = {
         weight_decay=5e-4,
         schedule="onecycle",
         label_smoothing=0.1,
-        # Writer variation (issue 12): width stretched up to exp(0.2) = 1.22x on its own, pen
-        # lifts in a quarter of the batch, a side shaved off in a fifth, and synthetic
-        # allographs (flagged 1s, crossed 7s, open 4s ...) as 10% more training images.
+        augment=AugmentConfig(
+            enabled=True,
+            rotate=12.0,
+            scale=0.15,
+            translate=2.5,
+            shear=8.0,
+            elastic=1.0,
+            thickness=0.3,
+        ),
+    ),
+    # Writer variation (issue 12): the default recipe plus width stretched up to exp(0.2) =
+    # 1.22x on its own, pen lifts in a quarter of the batch, a side shaved off in a fifth, and
+    # synthetic allographs (flagged 1s, crossed 7s, open 4s ...) as 10% more training images.
+    # Not the bundled model's recipe: 10 epochs with --val-split 2000 (22,345 MNIST images +
+    # 2,235 allographs, 2 shared CPU cores) reached 99.51% MNIST test accuracy, under the
+    # 99.6% bar the bundled model must keep (docs/reading.md).
+    "writers": dict(
+        model="digitnet",
+        epochs=15,
+        batch_size=128,
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        schedule="onecycle",
+        label_smoothing=0.1,
         augment=AugmentConfig(
             enabled=True,
             rotate=12.0,
