@@ -13,7 +13,7 @@ import torch
 from digitnet.checkpoint import load_checkpoint
 from digitnet.data.tensors import augment_batch
 from digitnet.engine import Callback, fit, resolve_config
-from digitnet.engine.config import AugmentConfig
+from digitnet.engine.config import RECIPES, AugmentConfig
 from digitnet.errors import UsageError
 
 
@@ -120,20 +120,15 @@ def test_stop_event_saves_a_resumable_checkpoint_and_resume_is_bitwise(mnist_dir
 
 
 def test_recipes_resolve_and_overrides_win():
-    cfg = resolve_config(recipe="paper")
-    assert (cfg.model, cfg.batch_size, cfg.epochs) == ("paper", 32, 20)
-    cfg = resolve_config(recipe="course")
-    assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.batch_size, cfg.epochs, cfg.input) == (
-        "sgd",
-        1e-4,
-        0.9,
-        128,
-        50,
-        "raw255",
-    )
-    cfg = resolve_config(recipe="fast", epochs=7, model="lenet5")
-    assert (cfg.model, cfg.epochs) == ("lenet5", 7)
-    assert resolve_config().model == "digitnet"
+    # Every recipe's own settings come through resolve_config, and explicit overrides beat them.
+    for name, recipe in RECIPES.items():
+        cfg = resolve_config(recipe=name)
+        assert cfg.recipe == name
+        for key, value in recipe.items():
+            if key != "augment":
+                assert getattr(cfg, key) == value, (name, key)
+    cfg = resolve_config(recipe="fast", epochs=7, model="lenet5", lr=None)
+    assert (cfg.model, cfg.epochs, cfg.lr) == ("lenet5", 7, RECIPES["fast"]["lr"])
     with pytest.raises(UsageError, match="unknown recipe"):
         resolve_config(recipe="nope")
     with pytest.raises(UsageError, match="--epochs must be >= 1"):
