@@ -193,6 +193,10 @@ def classify(
         inputs.append(p.inputs)
         inputs.extend(c.image[None] for _, _, c in p.joins)
     probs = _predict(predictor, inputs, batch_size)
+    # The join/split rules were measured on uncalibrated probabilities: they decide at
+    # temperature 1, and each chosen digit's confidence is reported calibrated again below.
+    temp = float(getattr(predictor, "temperature", 1.0) or 1.0)
+    probs = _reheat(probs, temp)
     # Splits second, and only where one can win: ``choose`` takes a split only when each half
     # is read at least SPLIT_EACH surer than the whole, impossible once the whole is read
     # above 1 - SPLIT_EACH (most digits). Those splits are left out (their crops are not even
@@ -216,6 +220,7 @@ def classify(
         offered.append(cands)
         split_inputs.extend(np.stack([a.image, b.image]) for _, a, b in cands)
     split_probs = _predict(predictor, split_inputs, batch_size)
+    split_probs = _reheat(split_probs, temp)
     k = max(1, min(10, top_k))
     out: list[Reading] = []
     at, n_ok, at_split = 0, 0, 0
@@ -239,6 +244,7 @@ def classify(
         crops, rows = choose(p, rows, join_rows, cands, split_rows)
         digits = []
         for crop, row in zip(crops, rows, strict=True):
+            row = _reheat(row[None], 1.0 / temp)[0]
             order = np.argsort(-row, kind="stable")[:k]
             conf = float(row[order[0]])
             rejected = reject_below is not None and conf < reject_below
@@ -257,6 +263,14 @@ def classify(
         text = "".join(REJECTED if d.rejected else str(d.digit) for d in digits)
         out.append(Reading(label, text, tuple(digits), p.message))
     return out
+
+
+def _reheat(probs: np.ndarray, temp: float) -> np.ndarray:
+    """softmax(z / T) -> softmax(z): each row raised to the power T and renormalised."""
+    if temp == 1.0 or not len(probs):
+        return probs
+    q = np.power(np.clip(probs.astype(np.float64), 1e-300, None), temp)
+    return (q / q.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _predict(predictor: ProbaPredictor, inputs: list[np.ndarray], batch_size: int) -> np.ndarray:
