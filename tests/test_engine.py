@@ -492,3 +492,18 @@ def test_zero_image_sets_are_refused(mnist_dir, tmp_path, capsys, empty):
         f"digitnet train: error: {data / (prefix + '-images-idx3-ubyte')}: holds no images"
     )
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_one_cycle_history_never_records_a_step_past_the_schedule(tiny_mnist, tmp_path):
+    # 2 epochs of 3 batches: one-cycle stepped after the very last batch would extrapolate past
+    # its final rate (negative on runs this short); history must show the rate actually used.
+    cfg = resolve_config(
+        recipe="fast",
+        epochs=2,
+        limit_train=300,
+        data_dir=str(tiny_mnist),
+        out=str(tmp_path / "run"),
+    )
+    lrs = [m.lr for m in fit(cfg).history]
+    assert all(lr > 0 for lr in lrs)
+    assert lrs[-1] == pytest.approx(cfg.lr / 10 / 100)  # div_factor 10, final_div_factor 100

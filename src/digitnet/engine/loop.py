@@ -138,7 +138,9 @@ def train_one_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if sched is not None:
+        # The last batch of the run needs no next learning rate: one-cycle stepped past its end
+        # extrapolates (a negative lr on tiny runs), and history records the lr after the step.
+        if sched is not None and epoch * spe + state.step + 1 < total_steps:
             sched.step()
         with torch.no_grad():
             totals.loss_sum += loss.detach().double() * y.numel()
