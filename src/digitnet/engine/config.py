@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["TrainConfig", "RECIPES", "list_recipes", "resolve_config", "load_config_file"]
+__all__ = ["RECIPES", "TrainConfig", "list_recipes", "load_config_file", "resolve_config"]
 
 
 @dataclass
@@ -261,13 +262,14 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     kind = "TOML" if p.suffix.lower() == ".toml" else "JSON"
     try:
         if kind == "TOML":
-            import tomllib  # Python >= 3.11
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - Python 3.10: the same parser as a package
+                import tomli as tomllib
 
             data = tomllib.loads(text)
         else:
             data = json.loads(text)
-    except ModuleNotFoundError:
-        raise UsageError(f"{p}: TOML config files need Python >= 3.11; use JSON") from None
     except RecursionError:
         raise UsageError(f"{p}: not a valid {kind} config file: nested too deeply") from None
     except ValueError as exc:

@@ -20,15 +20,15 @@ Per-model tables take ``model``, ``recipe``, ``runs`` and any ``TrainConfig`` fi
 from __future__ import annotations
 
 import math
-import os
 import re
-import stat
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import read_user_text
 from ..engine.config import RECIPES, AugmentConfig, TrainConfig, resolve_config
 from ..errors import UsageError
 
@@ -158,32 +158,17 @@ def _check_entry(p: Path, label: str, spec: dict[str, Any]) -> None:
 def load_experiment_file(path: str | Path) -> dict[str, Any]:
     """Read and type-check an experiment file; a problem is one line naming the file (and key)."""
     p = Path(path)
-    try:
-        st = os.stat(p)
-    except OSError as exc:
-        raise UsageError(f"{p}: cannot read experiment file: {exc.strerror or exc}") from None
-    # Checked before opening: open() on a FIFO blocks until a writer appears.
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise UsageError(f"{p}: cannot read experiment file: {kind}")
-    if st.st_size > MAX_FILE_BYTES:
-        raise UsageError(
-            f"{p}: experiment file too large ({st.st_size:,} bytes; at most {MAX_FILE_BYTES:,})"
-        )
     suffix = p.suffix.lower()
     if suffix not in (".toml", ".yaml", ".yml"):
         raise UsageError(f"{p}: experiment files must end in .toml, .yaml or .yml")
-    try:
-        with open(p, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{p}: cannot read experiment file: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{p}: not a UTF-8 text file (byte {exc.start})") from None
+    # The one safe reader: regular files only (a FIFO is refused before open() could block),
+    # size checked before reading, a decoding error named by its byte offset.
+    text = read_user_text(p, error=UsageError, max_bytes=MAX_FILE_BYTES, what="experiment file")
     if suffix == ".toml":
-        import tomllib
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10: the same parser as a package
+            import tomli as tomllib
 
         try:
             data = tomllib.loads(text)
