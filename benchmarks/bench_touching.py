@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 def tight(d: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(d > 30)
-    return d[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    return d[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
 def touching(a28: np.ndarray, b28: np.ndarray, overlap: int) -> np.ndarray | None:
@@ -44,11 +44,15 @@ def touching(a28: np.ndarray, b28: np.ndarray, overlap: int) -> np.ndarray | Non
     b = np.pad(b, ((h - b.shape[0], 0), (0, 0)))
     w = a.shape[1] + b.shape[1] - overlap
     canvas = np.zeros((h, w), np.float32)
-    canvas[:, :a.shape[1]] = a
-    canvas[:, w - b.shape[1]:] = np.maximum(canvas[:, w - b.shape[1]:], b)
+    canvas[:, : a.shape[1]] = a
+    canvas[:, w - b.shape[1] :] = np.maximum(canvas[:, w - b.shape[1] :], b)
     canvas = np.pad(canvas, 4)
-    big = np.asarray(Image.fromarray(canvas / 255.0, "F").resize(
-        (canvas.shape[1] * 4, canvas.shape[0] * 4), Image.BICUBIC), np.float32)
+    big = np.asarray(
+        Image.fromarray(canvas / 255.0, "F").resize(
+            (canvas.shape[1] * 4, canvas.shape[0] * 4), Image.BICUBIC
+        ),
+        np.float32,
+    )
     ink = np.pad(np.clip((big - 0.45) * 6 + 0.5, 0, 1), 30)
     return (0.9 * (1 - ink) + 0.15 * ink).astype(np.float32)
 
@@ -70,10 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     ones, slim = np.flatnonzero(y == 1), np.flatnonzero(np.isin(y, [1, 4, 7, 9]))
     everything = np.arange(len(y))
-    kinds = {"any": (everything, everything), "11": (ones, ones), "1x": (ones, slim),
-             "x1": (slim, ones)}
-    print(f"model: {predictor.name} ({args.model or 'bundled'}, backend {predictor.backend}); "
-          f"{args.pairs} one-piece pairs of each kind")
+    kinds = {
+        "any": (everything, everything),
+        "11": (ones, ones),
+        "1x": (ones, slim),
+        "x1": (slim, ones),
+    }
+    print(
+        f"model: {predictor.name} ({args.model or 'bundled'}, backend {predictor.backend}); "
+        f"{args.pairs} one-piece pairs of each kind"
+    )
     for kind, (first, second) in kinds.items():
         images, labels = [], []
         while len(images) < args.pairs:

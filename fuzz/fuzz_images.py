@@ -83,7 +83,8 @@ def write_seeds(folder: str) -> None:
         "gray_png_file": bytes([6]) + enc(img, "PNG"),
         "rgba_png": bytes([1]) + enc(rgba, "PNG"),
         "palette_png": bytes([0]) + enc(img.convert("P"), "PNG", transparency=0),
-        "i16_png": bytes([0]) + enc(Image.fromarray(np.asarray(img).astype(np.uint16) * 257), "PNG"),
+        "i16_png": bytes([0])
+        + enc(Image.fromarray(np.asarray(img).astype(np.uint16) * 257), "PNG"),
         "jpeg": bytes([0]) + enc(img, "JPEG", quality=80),
         "cmyk_jpeg": bytes([1]) + enc(img.convert("CMYK"), "JPEG"),
         "gif": bytes([0]) + enc(img, "GIF"),

@@ -27,14 +27,50 @@ def test_models_json_lists_every_model(capsys):
 
 def test_train_then_evaluate_json_contract(mnist_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--recipe", "fast", "--limit-train", "1000", "--epochs", "2", "--batch-size", "64", "--lr", "0.1",
-                 "--device", "cpu", "--threads", "1", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet", "--json"])
+    code = main(
+        [
+            "train",
+            "--recipe",
+            "fast",
+            "--limit-train",
+            "1000",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--lr",
+            "0.1",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--data-dir",
+            str(mnist_dir),
+            "--out",
+            str(out),
+            "--quiet",
+            "--json",
+        ]
+    )
     assert code == 0
     res = last_json(capsys.readouterr().out)
     for key in ("test_accuracy", "test_loss", "train_seconds", "epochs", "checkpoint"):
         assert key in res, key
     assert res["epochs"] == 2 and 0.7 < res["test_accuracy"] <= 1
-    assert main(["evaluate", res["checkpoint"], "--data-dir", str(mnist_dir), "--json", "--report", str(tmp_path / "rep")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                res["checkpoint"],
+                "--data-dir",
+                str(mnist_dir),
+                "--json",
+                "--report",
+                str(tmp_path / "rep"),
+            ]
+        )
+        == 0
+    )
     ev = last_json(capsys.readouterr().out)
     assert ev["accuracy"] == pytest.approx(res["test_accuracy"])
     assert len(ev["per_class"]) == 10 and len(ev["confusion"]) == 10
@@ -58,7 +94,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_python_dash_m_works():
-    r = subprocess.run([sys.executable, "-m", "digitnet", "--version"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "digitnet", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and r.stdout.startswith("digitnet ")
 
 

@@ -49,11 +49,18 @@ def good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 12), ("t10k", 5)):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
-                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(
+            folder / f"{prefix}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
-    table = {name: (hashlib.md5((folder / name).read_bytes()).hexdigest(),
-                    (folder / name).stat().st_size) for name in NAMES}
+    table = {
+        name: (
+            hashlib.md5((folder / name).read_bytes()).hexdigest(),
+            (folder / name).stat().st_size,
+        )
+        for name in NAMES
+    }
     monkeypatch.setattr(download, "OFFICIAL_FILES", table)
     return folder
 
@@ -98,8 +105,9 @@ def serve() -> Iterator:
     threads: list[threading.Thread] = []
 
     def start(folder: Path, handler: type = _QuietHandler) -> str:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                 partial(handler, directory=str(folder)))
+        server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), partial(handler, directory=str(folder))
+        )
         # A short poll interval keeps shutdown() (and so each test) fast.
         thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
         thread.start()
@@ -138,8 +146,7 @@ def test_http_mirror(tmp_path: Path, good: Path, serve) -> None:
     assert load_mnist(tmp_path / "dest", "test")[1].tolist() == [0, 1, 2, 3, 4]
 
 
-def test_fallback_after_http_404_and_refused_connection(tmp_path: Path, good: Path,
-                                                        serve) -> None:
+def test_fallback_after_http_404_and_refused_connection(tmp_path: Path, good: Path, serve) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     mirrors = [closed_port_url(), serve(empty), serve(good)]
@@ -147,8 +154,7 @@ def test_fallback_after_http_404_and_refused_connection(tmp_path: Path, good: Pa
     assert all(r.url is not None and r.url.startswith(mirrors[2]) for r in results)
 
 
-def test_fallback_after_checksum_mismatch(tmp_path: Path, good: Path, corrupt: Path,
-                                          serve) -> None:
+def test_fallback_after_checksum_mismatch(tmp_path: Path, good: Path, corrupt: Path, serve) -> None:
     results = download_mnist(tmp_path / "dest", mirrors=[serve(corrupt), good.as_uri()])
     assert all(r.url is not None and r.url.startswith(good.as_uri()) for r in results)
     for name in NAMES:
@@ -217,8 +223,7 @@ def test_present_files_with_right_md5_are_kept(tmp_path: Path, good: Path) -> No
         assert (dest / name).read_bytes() == (good / name).read_bytes()
 
 
-def test_present_file_with_wrong_md5_is_replaced(tmp_path: Path, good: Path,
-                                                 corrupt: Path) -> None:
+def test_present_file_with_wrong_md5_is_replaced(tmp_path: Path, good: Path, corrupt: Path) -> None:
     dest = tmp_path / "dest"
     shutil.copytree(corrupt, dest)
     results = download_mnist(dest, mirrors=[good.as_uri()])
@@ -248,10 +253,21 @@ def test_cli_download(tmp_path: Path, good: Path, capsys: pytest.CaptureFixture[
     assert f"{NAMES[2]}: already present, md5 ok" in capsys.readouterr().out
 
 
-def test_cli_download_offline(tmp_path: Path, good: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["data", "download", "--data-dir", str(tmp_path / "d"),
-                 "--mirror", closed_port_url(), "--timeout", "5"])
+def test_cli_download_offline(
+    tmp_path: Path, good: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "data",
+            "download",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--mirror",
+            closed_port_url(),
+            "--timeout",
+            "5",
+        ]
+    )
     assert code == 1  # DownloadError: a failure of the environment, not bad input
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "offline" in err

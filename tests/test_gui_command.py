@@ -23,6 +23,7 @@ def test_missing_pyside6_says_how_to_install(monkeypatch, capsys) -> None:
 def test_parser_knows_gui_options() -> None:
     from digitnet.cli import main_parser
 
-    args = main_parser().parse_args(["gui", "--model", "m.safetensors", "--tab", "train",
-                                     "--screenshot", "s.png"])
+    args = main_parser().parse_args(
+        ["gui", "--model", "m.safetensors", "--tab", "train", "--screenshot", "s.png"]
+    )
     assert (args.model, args.tab, args.screenshot) == ("m.safetensors", "train", "s.png")

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from digitnet.cli import main
-from digitnet.data.idx import idx_bytes, read_idx, read_idx_header, read_images, read_labels, write_idx
+from digitnet.data.idx import (
+    idx_bytes,
+    read_idx,
+    read_idx_header,
+    read_images,
+    read_labels,
+    write_idx,
+)
 from digitnet.errors import DataError
 
 
@@ -97,8 +104,9 @@ def test_write_is_atomic_on_failure(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.gz"]
 
 
-@pytest.mark.parametrize("bad", [np.zeros(()), np.zeros((1, 1, 1, 1), np.uint8), np.array([256]),
-                                 np.array([-1])])
+@pytest.mark.parametrize(
+    "bad", [np.zeros(()), np.zeros((1, 1, 1, 1), np.uint8), np.array([256]), np.array([-1])]
+)
 def test_write_rejects_what_idx_ubyte_cannot_hold(tmp_path: Path, bad: np.ndarray) -> None:
     with pytest.raises(ValueError):
         write_idx(tmp_path / "x", bad)
@@ -123,8 +131,10 @@ def test_folder_instead_of_file(tmp_path: Path) -> None:
     expect_error(tmp_path, "is a folder")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="needs a non-root POSIX user for file permissions to apply")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0,
+    reason="needs a non-root POSIX user for file permissions to apply",
+)
 def test_unreadable_file_chmod(tmp_path: Path) -> None:
     path = put(tmp_path / "locked", header(1) + b"\x01")
     path.chmod(0)
@@ -168,8 +178,9 @@ def test_byte_swapped_magic_is_named(tmp_path: Path) -> None:
 
 
 def test_gz_name_that_is_neither_gzip_nor_idx(tmp_path: Path) -> None:
-    expect_error(put(tmp_path / "x.gz", b"<html>not found</html>"), "bad magic",
-                 "not gzip-compressed either")
+    expect_error(
+        put(tmp_path / "x.gz", b"<html>not found</html>"), "bad magic", "not gzip-compressed either"
+    )
 
 
 def test_magic_of_wrong_kind_for_expect(tmp_path: Path) -> None:
@@ -179,8 +190,9 @@ def test_magic_of_wrong_kind_for_expect(tmp_path: Path) -> None:
     expect_error(path, "bad magic 0x00000803", "expected 0x00000801 (labels)", expect="labels")
 
 
-@pytest.mark.parametrize(("code", "what"), [(0x0A, "unknown data type 0x0A"),
-                                            (0x0D, "IDX data type 0x0D (float32)")])
+@pytest.mark.parametrize(
+    ("code", "what"), [(0x0A, "unknown data type 0x0A"), (0x0D, "IDX data type 0x0D (float32)")]
+)
 def test_unsupported_data_type(tmp_path: Path, code: int, what: str) -> None:
     path = put(tmp_path / "typed", header(2, dtype=code) + bytes(8))
     expect_error(path, what, "only unsigned byte (0x08)")
@@ -199,8 +211,9 @@ def test_images_not_28x28(tmp_path: Path) -> None:
 
 
 def test_file_ends_inside_header(tmp_path: Path) -> None:
-    expect_error(put(tmp_path / "short", header(5, 28, 28)[:10]), "ends inside the header",
-                 "needs 16")
+    expect_error(
+        put(tmp_path / "short", header(5, 28, 28)[:10]), "ends inside the header", "needs 16"
+    )
     expect_error(put(tmp_path / "tiny", b"\x00\x00"), "ends inside the header")
 
 
@@ -246,8 +259,11 @@ def test_gzip_bomb_is_not_decompressed_past_the_header(tmp_path: Path) -> None:
     # 64 MiB of zeros compress to ~64 KB; the header claims 10 labels. The reader must stop
     # after 10 + 1 bytes instead of inflating everything.
     comp = zlib.compressobj(9, zlib.DEFLATED, 31)
-    blob = comp.compress(header(10) + bytes(10)) + b"".join(
-        comp.compress(bytes(2**20)) for _ in range(64)) + comp.flush()
+    blob = (
+        comp.compress(header(10) + bytes(10))
+        + b"".join(comp.compress(bytes(2**20)) for _ in range(64))
+        + comp.flush()
+    )
     path = put(tmp_path / "bomb.gz", blob)
     tracemalloc.start()
     try:
@@ -314,8 +330,9 @@ def _mnist_folder(folder: Path, n: int = 4) -> Path:
     return folder
 
 
-def test_cli_reports_corrupt_file_in_one_line(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_corrupt_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = _mnist_folder(tmp_path / "mnist")
     bad = folder / "t10k-labels-idx1-ubyte.gz"
     bad.write_bytes(gzip.compress(header(4) + bytes([1, 2, 3, 77]), mtime=0))

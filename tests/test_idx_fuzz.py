@@ -30,8 +30,9 @@ shapes = st.one_of(
 
 # Bytes that look like the start of an IDX file, so the fuzzer gets past the magic check often.
 idx_like = st.builds(
-    lambda dtype, ndim, dims, body: bytes([0, 0, dtype, ndim])
-    + struct.pack(f">{len(dims)}I", *dims) + body,
+    lambda dtype, ndim, dims, body: (
+        bytes([0, 0, dtype, ndim]) + struct.pack(f">{len(dims)}I", *dims) + body
+    ),
     st.sampled_from([0x08, 0x08, 0x08, 0x09, 0x0A]),
     st.integers(0, 5),
     st.lists(st.one_of(st.integers(0, 40), st.integers(0, 2**32 - 1)), max_size=4),
@@ -71,12 +72,13 @@ def test_arbitrary_bytes_raise_only_data_error(data: bytes, expect: str | None) 
 
 @FAST
 @given(data=any_bytes, cut=st.integers(0, 64), flip=st.integers(0, 2**16))
-def test_arbitrary_gzip_wrapped_bytes_raise_only_data_error(data: bytes, cut: int,
-                                                           flip: int) -> None:
+def test_arbitrary_gzip_wrapped_bytes_raise_only_data_error(
+    data: bytes, cut: int, flip: int
+) -> None:
     blob = bytearray(gzip.compress(data, mtime=0))
     if flip % 3 == 0:  # damage one byte of the compressed stream
         blob[flip % len(blob)] ^= 0x5A
     if flip % 5 == 0:  # or cut the stream short
-        del blob[max(2, len(blob) - cut):]
+        del blob[max(2, len(blob) - cut) :]
     with tempfile.TemporaryDirectory() as tmp:
         _check_only_data_error(Path(tmp) / "x.gz", bytes(blob))

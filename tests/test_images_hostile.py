@@ -91,8 +91,12 @@ def test_html_renamed_png(tmp_path):
 
 def test_header_claims_100000_squared(tmp_path):
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
-    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
-            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
     p = tmp_path / "bomb.png"
     p.write_bytes(data)
     t = time.perf_counter()
@@ -191,8 +195,12 @@ def test_errors_are_one_line(tmp_path):
 def test_rgba_canvas_over_the_decode_budget_is_refused_from_its_header(tmp_path):
     # 9000x9000 RGBA: 324 MB decoded (Pillow keeps 4 bytes per pixel), refused before decoding.
     ihdr = struct.pack(">IIBBBBB", 9000, 9000, 8, 6, 0, 0, 0)
-    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
-            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
     p = tmp_path / "clear.png"
     p.write_bytes(data)
     t = time.perf_counter()

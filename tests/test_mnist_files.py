@@ -25,16 +25,19 @@ from digitnet.errors import DataError, UsageError
 TRAIN_CLASS_COUNTS = [2406, 2770, 2381, 2524, 2386, 2181, 2401, 2524, 2328, 2444]
 
 
-def make_folder(folder: Path, n_train: int = 6, n_test: int = 4, *, style: str = "official",
-                gz: bool = True) -> Path:
+def make_folder(
+    folder: Path, n_train: int = 6, n_test: int = 4, *, style: str = "official", gz: bool = True
+) -> Path:
     """A small synthetic MNIST folder; ``style="dotted"`` uses the train-images.idx3-ubyte form."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
     sep = "." if style == "dotted" else "-"
     ext = ".gz" if gz else ""
     for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(folder / f"{prefix}-images{sep}idx3-ubyte{ext}",
-                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(
+            folder / f"{prefix}-images{sep}idx3-ubyte{ext}",
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
         write_idx(folder / f"{prefix}-labels{sep}idx1-ubyte{ext}", np.arange(n) % 10)
     return folder
 
@@ -57,8 +60,7 @@ def test_data_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert resolve_data_dir(None) == tmp_path / "xdg" / "digitnet" / "mnist"
 
 
-def test_default_cache_folder_per_platform(monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
+def test_default_cache_folder_per_platform(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("DIGITNET_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setattr("sys.platform", "linux")
@@ -81,8 +83,9 @@ def test_cli_value_expands_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 # --- finding files ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("style", "gz"), [("official", True), ("official", False),
-                                           ("dotted", True), ("dotted", False)])
+@pytest.mark.parametrize(
+    ("style", "gz"), [("official", True), ("official", False), ("dotted", True), ("dotted", False)]
+)
 def test_accepted_names(tmp_path: Path, style: str, gz: bool) -> None:
     folder = make_folder(tmp_path / "m", style=style, gz=gz)
     images, labels = find_mnist_files(folder, "test")
@@ -107,8 +110,11 @@ def test_missing_folder_lists_names_and_suggests_download(tmp_path: Path) -> Non
 
 def test_folder_without_files(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(DataError, match=r"no MNIST test files found \(looked for "
-                                        r"t10k-images-idx3-ubyte.gz, .*t10k-labels.idx1-ubyte\)"):
+    with pytest.raises(
+        DataError,
+        match=r"no MNIST test files found \(looked for "
+        r"t10k-images-idx3-ubyte.gz, .*t10k-labels.idx1-ubyte\)",
+    ):
         find_mnist_files(tmp_path, "test")
 
 
@@ -208,8 +214,9 @@ def test_cli_info_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "t10k-labels-idx1-ubyte.gz" in out and "md5 " in out
 
 
-def test_cli_info_json_from_env(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_info_json_from_env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = make_folder(tmp_path / "m")
     monkeypatch.setenv("DIGITNET_DATA", str(folder))
     assert main(["data", "info", "--json"]) == 0

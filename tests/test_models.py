@@ -45,13 +45,18 @@ def test_paper_network_matches_the_paper():
     m = create_model("paper")
     convs = [l for l in m.modules() if isinstance(l, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
-        (1, 64, (5, 5), (0, 0)), (64, 64, (3, 3), (0, 0)), (64, 20, (3, 3), (1, 1))]
+        (1, 64, (5, 5), (0, 0)),
+        (64, 64, (3, 3), (0, 0)),
+        (64, 20, (3, 3), (1, 1)),
+    ]
     assert m.fc.in_features == 2000 and m.fc.out_features == 10
 
 
 def test_course_network_is_as_listed_without_activations():
     m = create_model("course")
-    assert not any(isinstance(l, (torch.nn.ReLU, torch.nn.Sigmoid, torch.nn.Tanh)) for l in m.modules())
+    assert not any(
+        isinstance(l, (torch.nn.ReLU, torch.nn.Sigmoid, torch.nn.Tanh)) for l in m.modules()
+    )
     lin = [l for l in m.modules() if isinstance(l, torch.nn.Linear)]
     assert [(l.in_features, l.out_features) for l in lin] == [(3136, 128), (128, 10)]
 

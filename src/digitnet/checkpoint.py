@@ -605,8 +605,6 @@ def _match_model(p: Path, tensors: dict[str, Any], model_name: str | None):
     )
 
 
-
-
 def load_checkpoint(
     path: str | os.PathLike[str],
     device: str = "cpu",

@@ -22,7 +22,15 @@ __all__ = ["entrypoint", "main", "main_parser"]
 
 # The order sub-commands appear in ``--help``; modules not listed here come after, sorted.
 _ORDER = [
-    "train", "evaluate", "predict", "adapt", "models", "data", "gui", "experiment", "bench",
+    "train",
+    "evaluate",
+    "predict",
+    "adapt",
+    "models",
+    "data",
+    "gui",
+    "experiment",
+    "bench",
     "export",
 ]
 

@@ -13,7 +13,13 @@ import numpy as np
 
 from ._io import atomic_write, ensure_dir, write_text
 
-__all__ = ["confusion_matrix", "classification_report", "write_report", "confusion_png", "gallery_png"]
+__all__ = [
+    "confusion_matrix",
+    "classification_report",
+    "write_report",
+    "confusion_png",
+    "gallery_png",
+]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, k: int = 10) -> np.ndarray:
@@ -30,9 +36,17 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, k: int = 10) -
     true_n = cm.sum(1).astype(float)
     precision = np.divide(tp, pred_n, out=np.zeros(k), where=pred_n > 0)
     recall = np.divide(tp, true_n, out=np.zeros(k), where=true_n > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
+    f1 = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0
+    )
     per_class = [
-        {"class": c, "precision": float(precision[c]), "recall": float(recall[c]), "f1": float(f1[c]), "support": int(true_n[c])}
+        {
+            "class": c,
+            "precision": float(precision[c]),
+            "recall": float(recall[c]),
+            "f1": float(f1[c]),
+            "support": int(true_n[c]),
+        }
         for c in range(k)
     ]
     return {"per_class": per_class, "macro_f1": float(f1.mean()), "confusion": cm.tolist()}
@@ -52,7 +66,9 @@ def _save_png(img, path: Path) -> None:
         img.save(fh, format="PNG")
 
 
-def confusion_png(cm: np.ndarray, path: str | os.PathLike[str], title: str = "Confusion matrix") -> None:
+def confusion_png(
+    cm: np.ndarray, path: str | os.PathLike[str], title: str = "Confusion matrix"
+) -> None:
     """A labelled heat map: rows true class, columns predicted class, counts in the cells."""
     from PIL import Image, ImageDraw
 
@@ -78,17 +94,36 @@ def confusion_png(cm: np.ndarray, path: str | os.PathLike[str], title: str = "Co
             x0, y0 = left + p * cell, top + t * cell
             d.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=color, outline=(220, 220, 220))
             if cm[t, p]:
-                d.text((x0 + cell // 2, y0 + cell // 2), str(int(cm[t, p])), fill="black", font=fs, anchor="mm")
+                d.text(
+                    (x0 + cell // 2, y0 + cell // 2),
+                    str(int(cm[t, p])),
+                    fill="black",
+                    font=fs,
+                    anchor="mm",
+                )
     # rotated "true class" label on the left
     lab = Image.new("RGB", (k * cell, 24), "white")
     ImageDraw.Draw(lab).text((k * cell // 2, 12), "true class", fill="black", font=f, anchor="mm")
     img.paste(lab.rotate(90, expand=True), (20, top))
-    d.text((w // 2, h - 25), "cell = number of test images; green diagonal = correct", fill=(90, 90, 90), font=fs, anchor="mm")
+    d.text(
+        (w // 2, h - 25),
+        "cell = number of test images; green diagonal = correct",
+        fill=(90, 90, 90),
+        font=fs,
+        anchor="mm",
+    )
     _save_png(img, Path(path))
 
 
-def gallery_png(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf: np.ndarray,
-                path: str | os.PathLike[str], max_items: int = 60, cols: int = 10) -> int:
+def gallery_png(
+    images: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    conf: np.ndarray,
+    path: str | os.PathLike[str],
+    max_items: int = 60,
+    cols: int = 10,
+) -> int:
     """Misclassified digits, most confident mistakes first, captioned true/predicted/confidence."""
     from PIL import Image, ImageDraw
 
@@ -99,37 +134,71 @@ def gallery_png(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
     rows = max(1, (n + cols - 1) // cols)
     img = Image.new("RGB", (cols * tile, 40 + rows * (tile + cap)), "white")
     d = ImageDraw.Draw(img)
-    d.text((cols * tile // 2, 20), f"Misclassified test digits ({n} shown, most confident first)", fill="black", font=_font(18), anchor="mm")
+    d.text(
+        (cols * tile // 2, 20),
+        f"Misclassified test digits ({n} shown, most confident first)",
+        fill="black",
+        font=_font(18),
+        anchor="mm",
+    )
     f = _font(13)
     for j, i in enumerate(wrong):
         r, c = divmod(j, cols)
         x0, y0 = c * tile, 40 + r * (tile + cap)
-        digit = Image.fromarray(255 - images[i].astype(np.uint8)).resize((tile - 12, tile - 12), Image.NEAREST)
+        digit = Image.fromarray(255 - images[i].astype(np.uint8)).resize(
+            (tile - 12, tile - 12), Image.NEAREST
+        )
         img.paste(digit, (x0 + 6, y0 + 4))
-        d.text((x0 + tile // 2, y0 + tile - 2), f"true {int(y_true[i])} pred {int(y_pred[i])}", fill=(160, 0, 0), font=f, anchor="mt")
-        d.text((x0 + tile // 2, y0 + tile + 14), f"{conf[i]:.0%}", fill=(90, 90, 90), font=f, anchor="mt")
+        d.text(
+            (x0 + tile // 2, y0 + tile - 2),
+            f"true {int(y_true[i])} pred {int(y_pred[i])}",
+            fill=(160, 0, 0),
+            font=f,
+            anchor="mt",
+        )
+        d.text(
+            (x0 + tile // 2, y0 + tile + 14),
+            f"{conf[i]:.0%}",
+            fill=(90, 90, 90),
+            font=f,
+            anchor="mt",
+        )
     _save_png(img, Path(path))
     return n
 
 
-def write_report(folder: str | os.PathLike[str], summary: dict[str, Any], images: np.ndarray, labels: np.ndarray,
-                 preds: np.ndarray, probs: np.ndarray) -> None:
+def write_report(
+    folder: str | os.PathLike[str],
+    summary: dict[str, Any],
+    images: np.ndarray,
+    labels: np.ndarray,
+    preds: np.ndarray,
+    probs: np.ndarray,
+) -> None:
     out = ensure_dir(folder)
     cm = np.asarray(summary["confusion"])
-    confusion_png(cm, out / "confusion.png", title=f"{summary.get('model')}: confusion matrix ({summary['split']} set)")
+    confusion_png(
+        cm,
+        out / "confusion.png",
+        title=f"{summary.get('model')}: confusion matrix ({summary['split']} set)",
+    )
     n_err = gallery_png(images, labels, preds, probs.max(1), out / "errors.png")
     ti = summary.get("train_images")
     lines = [
         f"# Evaluation of `{Path(summary['checkpoint']).name}` ({summary.get('model')})",
         "",
-        f"- split: {summary['split']} ({summary['n']:,} images)" + (f"; trained on {ti:,} images" if ti else ""),
+        f"- split: {summary['split']} ({summary['n']:,} images)"
+        + (f"; trained on {ti:,} images" if ti else ""),
         f"- accuracy: **{summary['accuracy']:.4%}** ({summary['n'] - int(np.trace(cm)):,} errors)",
         f"- loss: {summary['loss']:.4f}",
         f"- macro F1: {summary['macro_f1']:.4f}",
         "",
         "| class | precision | recall | F1 | support |",
         "| ---: | ---: | ---: | ---: | ---: |",
-        *[f"| {p['class']} | {p['precision']:.4f} | {p['recall']:.4f} | {p['f1']:.4f} | {p['support']} |" for p in summary["per_class"]],
+        *[
+            f"| {p['class']} | {p['precision']:.4f} | {p['recall']:.4f} | {p['f1']:.4f} | {p['support']} |"
+            for p in summary["per_class"]
+        ],
         "",
         "![confusion matrix](confusion.png)",
         "",

@@ -16,7 +16,8 @@ _OFFICIAL_COUNTS = {"train": 60_000, "test": 10_000}
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data-dir", metavar="DIR",
+        "--data-dir",
+        metavar="DIR",
         help="MNIST folder (default: $DIGITNET_DATA, else the user cache folder)",
     )
 
@@ -26,20 +27,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions.required = True
 
     download = actions.add_parser(
-        "download", help="fetch the four official files (md5-checked)",
+        "download",
+        help="fetch the four official files (md5-checked)",
         description="Fetch the four official MNIST files from public mirrors, checking their md5.",
     )
     _add_data_dir(download)
-    download.add_argument("--force", action="store_true",
-                          help="download again even when a file with the right md5 is present")
-    download.add_argument("--mirror", metavar="URL", action="append", dest="mirrors",
-                          help="base URL to fetch from (http, https or file; repeat to give "
-                               "several, tried in order; default: the public mirrors)")
-    download.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                          help="network timeout per request (default: %(default)s)")
+    download.add_argument(
+        "--force",
+        action="store_true",
+        help="download again even when a file with the right md5 is present",
+    )
+    download.add_argument(
+        "--mirror",
+        metavar="URL",
+        action="append",
+        dest="mirrors",
+        help="base URL to fetch from (http, https or file; repeat to give "
+        "several, tried in order; default: the public mirrors)",
+    )
+    download.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="network timeout per request (default: %(default)s)",
+    )
 
     info = actions.add_parser(
-        "info", help="show the data folder, files, item counts and md5 sums",
+        "info",
+        help="show the data folder, files, item counts and md5 sums",
         description="Show where the MNIST files are, their item counts and md5 sums.",
     )
     _add_data_dir(info)
@@ -62,8 +78,7 @@ def _run_download(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
     folder = resolve_data_dir(args.data_dir)
-    results = download_mnist(folder, mirrors=args.mirrors, force=args.force,
-                             timeout=args.timeout)
+    results = download_mnist(folder, mirrors=args.mirrors, force=args.force, timeout=args.timeout)
     for result in results:
         if result.action == "kept":
             print(f"{result.path.name}: already present, md5 ok")

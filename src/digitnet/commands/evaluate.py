@@ -15,7 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the MNIST IDX files")
     p.add_argument("--split", choices=["test", "train"], default="test")
     p.add_argument("--device", default="auto")
-    p.add_argument("--report", metavar="DIR", help="write confusion.png, errors.png and report.md here")
+    p.add_argument(
+        "--report", metavar="DIR", help="write confusion.png, errors.png and report.md here"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -64,11 +66,15 @@ def run(args: argparse.Namespace) -> int:
             raise report_error
         return 0
     ti = out["train_images"]
-    print(f"{meta.get('model')} on {args.split} ({r['n']:,} images): accuracy {r['accuracy']:.4%}  loss {r['loss']:.4f}"
-          + (f"  (trained on {ti:,} images)" if ti else ""))
+    print(
+        f"{meta.get('model')} on {args.split} ({r['n']:,} images): accuracy {r['accuracy']:.4%}  loss {r['loss']:.4f}"
+        + (f"  (trained on {ti:,} images)" if ti else "")
+    )
     print(f"{'class':>5} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>7}")
     for c, pc in enumerate(out["per_class"]):
-        print(f"{c:>5} {pc['precision']:>9.4f} {pc['recall']:>7.4f} {pc['f1']:>7.4f} {pc['support']:>7}")
+        print(
+            f"{c:>5} {pc['precision']:>9.4f} {pc['recall']:>7.4f} {pc['f1']:>7.4f} {pc['support']:>7}"
+        )
     print("confusion matrix (rows: true, columns: predicted):")
     print("      " + " ".join(f"{c:>5}" for c in range(10)))
     for c, row in enumerate(np.asarray(out["confusion"])):

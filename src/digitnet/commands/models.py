@@ -24,5 +24,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'name':<{w}}  {'params':>9}  {'MFLOPs':>7}  summary")
     for i in infos:
         print(f"{i['name']:<{w}}  {i['params']:>9,}  {i['mflops']:>7.2f}  {i['summary']}")
-    print("MFLOPs: floating-point operations of one 28x28 forward pass (2 x multiply-adds), in millions.")
+    print(
+        "MFLOPs: floating-point operations of one 28x28 forward pass (2 x multiply-adds), in millions."
+    )
     return 0

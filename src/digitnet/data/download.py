@@ -99,8 +99,9 @@ def _open_url(url: str, timeout: float) -> Any:
         raise _MirrorFailure(_describe(exc), offline=_is_offline(exc)) from None
 
 
-def _copy_checked(response: Any, out: IO[bytes], name: str, expected: tuple[str, int],
-                  progress: bool) -> None:
+def _copy_checked(
+    response: Any, out: IO[bytes], name: str, expected: tuple[str, int], progress: bool
+) -> None:
     """Stream ``response`` into ``out``; raise _MirrorFailure unless size and md5 match."""
     from tqdm import tqdm
 
@@ -108,14 +109,21 @@ def _copy_checked(response: Any, out: IO[bytes], name: str, expected: tuple[str,
     digest = hashlib.md5(usedforsecurity=False)
     received = 0
     # disable=None: tqdm shows the bar only on a terminal, so logs and tests stay clean.
-    with tqdm(total=size, unit="B", unit_scale=True, desc=name, leave=False,
-              disable=None if progress else True) as bar:
+    with tqdm(
+        total=size,
+        unit="B",
+        unit_scale=True,
+        desc=name,
+        leave=False,
+        disable=None if progress else True,
+    ) as bar:
         while True:
             try:
                 block = response.read(_CHUNK)
             except (OSError, http.client.HTTPException) as exc:
-                raise _MirrorFailure(f"connection lost after {received:,} bytes "
-                                     f"({_describe(exc)})") from None
+                raise _MirrorFailure(
+                    f"connection lost after {received:,} bytes ({_describe(exc)})"
+                ) from None
             if not block:
                 break
             received += len(block)
@@ -130,8 +138,9 @@ def _copy_checked(response: Any, out: IO[bytes], name: str, expected: tuple[str,
         raise _MirrorFailure(f"md5 mismatch (got {digest.hexdigest()}, expected {md5})")
 
 
-def _fetch(url: str, target: Path, expected: tuple[str, int], timeout: float,
-           progress: bool) -> None:
+def _fetch(
+    url: str, target: Path, expected: tuple[str, int], timeout: float, progress: bool
+) -> None:
     response = _open_url(url, timeout)
     with response, atomic_write(target, "wb") as out:
         _copy_checked(response, out, target.name, expected, progress)
@@ -144,20 +153,24 @@ def _check_mirrors(mirrors: Sequence[str]) -> list[str]:
     for mirror in mirrors:
         scheme = urllib.parse.urlsplit(mirror).scheme.lower()
         if scheme not in _SCHEMES:
-            raise UsageError(f"mirror {mirror!r}: unsupported URL scheme; use http://, https:// "
-                             "or file://")
+            raise UsageError(
+                f"mirror {mirror!r}: unsupported URL scheme; use http://, https:// or file://"
+            )
         checked.append(mirror if mirror.endswith("/") else mirror + "/")
     return checked
 
 
 def _offline_error(folder: Path) -> DownloadError:
     names = ", ".join(OFFICIAL_FILES)
-    return DownloadError(f"cannot download MNIST: this machine looks offline (no mirror could "
-                         f"be reached); get {names} elsewhere and put them in {folder}")
+    return DownloadError(
+        f"cannot download MNIST: this machine looks offline (no mirror could "
+        f"be reached); get {names} elsewhere and put them in {folder}"
+    )
 
 
-def _download_one(name: str, folder: Path, mirrors: list[str], timeout: float,
-                  progress: bool) -> str:
+def _download_one(
+    name: str, folder: Path, mirrors: list[str], timeout: float, progress: bool
+) -> str:
     """Fetch ``name`` from the first mirror that delivers it intact; return that URL."""
     failures: list[_MirrorFailure] = []
     urls = [urllib.parse.urljoin(mirror, name) for mirror in mirrors]

@@ -49,8 +49,14 @@ IMAGE_SIDE = 28
 MAX_DIMS = 3
 GZIP_MAGIC = b"\x1f\x8b"
 # The IDX data types the format defines; anything else is not an IDX file at all.
-IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16", 0x0C: "int32",
-             0x0D: "float32", 0x0E: "float64"}
+IDX_TYPES = {
+    0x08: "unsigned byte",
+    0x09: "signed byte",
+    0x0B: "int16",
+    0x0C: "int32",
+    0x0D: "float32",
+    0x0E: "float64",
+}
 # DEFLATE cannot expand data by more than ~1032:1 (258-byte matches coded in ~2 bits). A gzip
 # file whose header promises more than this ratio allows is truncated or hostile, and is refused
 # without decompressing anything. The slack covers tiny files where headers dominate.
@@ -175,8 +181,9 @@ def _expected_magic(expect: Expect | None) -> str:
 def _parse_magic(path: Path, magic: bytes, expect: Expect | None, gz: bool) -> int:
     """Check the 4-byte magic; return the number of dimensions."""
     if len(magic) < 4:
-        raise _fail(path, f"file ends inside the header ({len(magic)} bytes, the magic alone "
-                          "needs 4)")
+        raise _fail(
+            path, f"file ends inside the header ({len(magic)} bytes, the magic alone needs 4)"
+        )
     if magic[:2] != b"\x00\x00":
         problem = _describe_magic(magic) + _expected_magic(expect)
         if path.name.endswith(".gz") and not gz:
@@ -185,7 +192,9 @@ def _parse_magic(path: Path, magic: bytes, expect: Expect | None, gz: bool) -> i
     dtype, ndim = magic[2], magic[3]
     if dtype != UBYTE:
         kind = IDX_TYPES.get(dtype)
-        what = f"IDX data type 0x{dtype:02X} ({kind})" if kind else f"unknown data type 0x{dtype:02X}"
+        what = (
+            f"IDX data type 0x{dtype:02X} ({kind})" if kind else f"unknown data type 0x{dtype:02X}"
+        )
         raise _fail(path, f"{what}; only unsigned byte (0x08) is supported")
     if ndim == 0 or ndim > MAX_DIMS:
         raise _fail(path, f"header has {ndim} dimensions; expected 1 to {MAX_DIMS}")
@@ -196,8 +205,9 @@ def _parse_magic(path: Path, magic: bytes, expect: Expect | None, gz: bool) -> i
     return ndim
 
 
-def _check_dims(path: Path, dims: tuple[int, ...], expect: Expect | None,
-                max_items: int | None) -> None:
+def _check_dims(
+    path: Path, dims: tuple[int, ...], expect: Expect | None, max_items: int | None
+) -> None:
     if expect == "images" and dims[1:] != (IMAGE_SIDE, IMAGE_SIDE):
         shape = "x".join(str(d) for d in dims[1:])
         raise _fail(path, f"images are {shape} pixels; expected {IMAGE_SIDE}x{IMAGE_SIDE}")
@@ -205,13 +215,17 @@ def _check_dims(path: Path, dims: tuple[int, ...], expect: Expect | None,
         raise _fail(path, f"header says {dims[0]:,} items, more than the limit of {max_items:,}")
 
 
-def _read_header(stream: BinaryIO, path: Path, expect: Expect | None, gz: bool,
-                 max_items: int | None) -> IdxHeader:
+def _read_header(
+    stream: BinaryIO, path: Path, expect: Expect | None, gz: bool, max_items: int | None
+) -> IdxHeader:
     ndim = _parse_magic(path, _read_exact(stream, 4), expect, gz)
     raw = _read_exact(stream, 4 * ndim)
     if len(raw) < 4 * ndim:
-        raise _fail(path, f"file ends inside the header ({4 + len(raw)} bytes; a {ndim}-D "
-                          f"header needs {4 + 4 * ndim})")
+        raise _fail(
+            path,
+            f"file ends inside the header ({4 + len(raw)} bytes; a {ndim}-D "
+            f"header needs {4 + 4 * ndim})",
+        )
     dims = struct.unpack(f">{ndim}I", raw)
     _check_dims(path, dims, expect, max_items)
     return IdxHeader(dims, 4 + 4 * ndim)
@@ -229,19 +243,28 @@ def _check_raw_size(path: Path, header: IdxHeader, size: int) -> None:
     """For an uncompressed file the size on disk tells everything before reading any data."""
     held = size - header.header_bytes
     if held < header.payload_bytes:
-        raise _fail(path, f"header says {header.items:,} items, file holds "
-                          f"{_items_held(header, held)} (truncated or wrong header)")
+        raise _fail(
+            path,
+            f"header says {header.items:,} items, file holds "
+            f"{_items_held(header, held)} (truncated or wrong header)",
+        )
     if held > header.payload_bytes:
-        raise _fail(path, f"{held - header.payload_bytes:,} trailing bytes after the "
-                          f"{header.items:,} items the header declares")
+        raise _fail(
+            path,
+            f"{held - header.payload_bytes:,} trailing bytes after the "
+            f"{header.items:,} items the header declares",
+        )
 
 
 def _check_gzip_bound(path: Path, header: IdxHeader, size: int) -> None:
     limit = size * MAX_DEFLATE_RATIO + GZIP_SLACK_BYTES
     if header.header_bytes + header.payload_bytes > limit:
-        raise _fail(path, f"header says {header.items:,} items "
-                          f"({_human_bytes(header.payload_bytes)}), more than a gzip file of "
-                          f"{_human_bytes(size)} can hold (corrupt or truncated)")
+        raise _fail(
+            path,
+            f"header says {header.items:,} items "
+            f"({_human_bytes(header.payload_bytes)}), more than a gzip file of "
+            f"{_human_bytes(size)} can hold (corrupt or truncated)",
+        )
 
 
 def _read_payload(stream: BinaryIO, path: Path, header: IdxHeader) -> np.ndarray:
@@ -249,15 +272,21 @@ def _read_payload(stream: BinaryIO, path: Path, header: IdxHeader) -> np.ndarray
     try:
         out = np.empty(header.payload_bytes, dtype=np.uint8)
     except (MemoryError, ValueError):
-        raise _fail(path, f"header says {header.items:,} items "
-                          f"({_human_bytes(header.payload_bytes)}): not enough memory") from None
+        raise _fail(
+            path,
+            f"header says {header.items:,} items "
+            f"({_human_bytes(header.payload_bytes)}): not enough memory",
+        ) from None
     view = memoryview(out)
     done = 0
     while done < header.payload_bytes:
-        n = stream.readinto(view[done:done + CHUNK])
+        n = stream.readinto(view[done : done + CHUNK])
         if not n:
-            raise _fail(path, f"header says {header.items:,} items, file holds "
-                              f"{_items_held(header, done)} (truncated or wrong header)")
+            raise _fail(
+                path,
+                f"header says {header.items:,} items, file holds "
+                f"{_items_held(header, done)} (truncated or wrong header)",
+            )
         done += n
     if stream.read(1):
         raise _fail(path, f"trailing data after the {header.items:,} items the header declares")
@@ -268,8 +297,10 @@ def _check_labels(path: Path, labels: np.ndarray) -> None:
     bad = np.flatnonzero(labels > 9)
     if bad.size:
         i = int(bad[0])
-        raise _fail(path, f"label {int(labels[i])} at index {i} is outside 0..9 "
-                          f"({bad.size:,} bad labels in all)")
+        raise _fail(
+            path,
+            f"label {int(labels[i])} at index {i} is outside 0..9 ({bad.size:,} bad labels in all)",
+        )
 
 
 def _translate(path: Path, exc: BaseException) -> DataError:
@@ -383,4 +414,3 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray | Sequence[int]) -
                 gz.write(data)
         else:
             fh.write(data)
-

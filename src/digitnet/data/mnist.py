@@ -99,18 +99,23 @@ def find_mnist_files(data_dir: str | os.PathLike[str], split: str) -> tuple[Path
     image_names = candidate_names(split, "images")
     label_names = candidate_names(split, "labels")
     if not folder.exists():
-        raise DataError(f"{folder}: MNIST folder does not exist (looked for "
-                        f"{', '.join(image_names + label_names)}); {_download_hint(folder)}")
+        raise DataError(
+            f"{folder}: MNIST folder does not exist (looked for "
+            f"{', '.join(image_names + label_names)}); {_download_hint(folder)}"
+        )
     if not folder.is_dir():
         raise DataError(f"{folder}: is a file, not the MNIST folder; {_download_hint(folder)}")
     images = _first_existing(folder, image_names)
     labels = _first_existing(folder, label_names)
-    missing = [names for names, found in ((image_names, images), (label_names, labels))
-               if found is None]
+    missing = [
+        names for names, found in ((image_names, images), (label_names, labels)) if found is None
+    ]
     if missing:
         looked = ", ".join(name for names in missing for name in names)
-        raise DataError(f"{folder}: no MNIST {split} files found (looked for {looked}); "
-                        f"{_download_hint(folder)}")
+        raise DataError(
+            f"{folder}: no MNIST {split} files found (looked for {looked}); "
+            f"{_download_hint(folder)}"
+        )
     return images, labels  # type: ignore[return-value]
 
 
@@ -142,8 +147,10 @@ def _load_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
     images = read_images(images_path)
     labels = read_labels(labels_path)
     if len(images) != len(labels):
-        raise DataError(f"{images_path} holds {len(images):,} images but {labels_path} holds "
-                        f"{len(labels):,} labels; the two files must match")
+        raise DataError(
+            f"{images_path} holds {len(images):,} images but {labels_path} holds "
+            f"{len(labels):,} labels; the two files must match"
+        )
     return images, labels.astype(np.int64)
 
 

@@ -13,6 +13,20 @@
 """
 
 from . import course, digitnet, lenet, mlp, paper, peers, resnet  # noqa: F401  (registration)
-from ._registry import count_macs, create_model, list_models, model_info, model_summary, register_model
+from ._registry import (
+    count_macs,
+    create_model,
+    list_models,
+    model_info,
+    model_summary,
+    register_model,
+)
 
-__all__ = ["create_model", "list_models", "model_info", "model_summary", "register_model", "count_macs"]
+__all__ = [
+    "create_model",
+    "list_models",
+    "model_info",
+    "model_summary",
+    "register_model",
+    "count_macs",
+]

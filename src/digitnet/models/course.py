@@ -32,7 +32,9 @@ class CourseNet(nn.Module):
             raise TypeError(f"activation must be 'none' or 'relu', not {config.activation!r}")
         self.config = config
         act = (lambda: nn.ReLU(inplace=True)) if config.activation == "relu" else nn.Identity
-        self.conv = nn.Sequential(nn.Conv2d(1, config.channels, 3, padding=1), act(), nn.MaxPool2d(2))
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, config.channels, 3, padding=1), act(), nn.MaxPool2d(2)
+        )
         self.fc = nn.Sequential(
             nn.Linear(config.channels * 14 * 14, config.hidden),
             act(),

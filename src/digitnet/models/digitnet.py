@@ -26,7 +26,11 @@ class DigitNetConfig:
 
 
 def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class DigitNet(nn.Module):
@@ -43,7 +47,9 @@ class DigitNet(nn.Module):
                 cin = w
             layers.append(nn.MaxPool2d(2))  # 28 -> 14 -> 7 -> 3
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(cin * 9, config.num_classes))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(cin * 9, config.num_classes)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))

@@ -39,11 +39,18 @@ class LeNet5(nn.Module):
         self.config = config
         c = config
         self.features = nn.Sequential(
-            nn.Conv2d(1, c.c1, 5, padding=2), ScaledTanh(), nn.AvgPool2d(2),  # C1, S2
-            nn.Conv2d(c.c1, c.c3, 5), ScaledTanh(), nn.AvgPool2d(2),  # C3, S4
-            nn.Conv2d(c.c3, c.c5, 5), ScaledTanh(),  # C5: 5x5 -> 1x1
+            nn.Conv2d(1, c.c1, 5, padding=2),
+            ScaledTanh(),
+            nn.AvgPool2d(2),  # C1, S2
+            nn.Conv2d(c.c1, c.c3, 5),
+            ScaledTanh(),
+            nn.AvgPool2d(2),  # C3, S4
+            nn.Conv2d(c.c3, c.c5, 5),
+            ScaledTanh(),  # C5: 5x5 -> 1x1
         )
-        self.classifier = nn.Sequential(nn.Linear(c.c5, c.f6), ScaledTanh(), nn.Linear(c.f6, c.num_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(c.c5, c.f6), ScaledTanh(), nn.Linear(c.f6, c.num_classes)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x).flatten(1))

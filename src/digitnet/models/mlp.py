@@ -26,7 +26,10 @@ class MLP(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         width = 28 * 28
         for h in config.hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(inplace=True) if config.activation == "relu" else nn.Sigmoid()]
+            layers += [
+                nn.Linear(width, h),
+                nn.ReLU(inplace=True) if config.activation == "relu" else nn.Sigmoid(),
+            ]
             if config.dropout > 0:
                 layers.append(nn.Dropout(config.dropout))
             width = h

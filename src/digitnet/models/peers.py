@@ -26,10 +26,16 @@ class PyTorchExampleNet(nn.Module):
         super().__init__()
         self.config = config
         self.net = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 64, 3), nn.ReLU(inplace=True),
-            nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(),
-            nn.Linear(9216, 128), nn.ReLU(inplace=True), nn.Dropout(0.5),
+            nn.Conv2d(1, 32, 3),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Dropout(0.25),
+            nn.Flatten(),
+            nn.Linear(9216, 128),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
             nn.Linear(128, config.num_classes),
         )
 
@@ -47,9 +53,15 @@ class KerasExampleNet(nn.Module):
         super().__init__()
         self.config = config
         self.net = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(0.5), nn.Linear(64 * 5 * 5, config.num_classes),
+            nn.Conv2d(1, 32, 3),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(0.5),
+            nn.Linear(64 * 5 * 5, config.num_classes),
         )
 
     def forward(self, x: Tensor) -> Tensor:
