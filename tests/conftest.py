@@ -63,7 +63,7 @@ def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         im = Image.new("L", (28, 28), 0)
         draw = ImageDraw.Draw(im)
         size = int(rng.choice(list(fonts)))
-        xy = (14 + rng.uniform(-2, 2), 14 + rng.uniform(-2, 2))
+        xy = (14 + rng.uniform(-1.5, 1.5), 14 + rng.uniform(-1.5, 1.5))
         draw.text(
             xy,
             str(int(d)),
@@ -73,15 +73,16 @@ def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
             stroke_width=int(rng.integers(0, 2)),
             stroke_fill=255,
         )
-        im = im.rotate(float(rng.uniform(-12, 12)), resample=Image.BILINEAR)
-        a = np.asarray(im, np.float32) + rng.normal(0, 12, (28, 28))
+        im = im.rotate(float(rng.uniform(-8, 8)), resample=Image.BILINEAR)
+        a = np.asarray(im, np.float32) + rng.normal(0, 6, (28, 28))
         images[i] = np.clip(a, 0, 255).astype(np.uint8)
     return images, labels
 
 
 @pytest.fixture(scope="session")
 def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder of small synthetic MNIST IDX files (1,200 training, 300 test digits).
+    """A folder of small synthetic MNIST IDX files (1,200 training, 500 test digits), gzipped like
+    the official ones.
 
     Always available, so tests of mechanics (training loop, resume, checkpoints, reading) never
     skip for want of the real data; accuracy claims are tested on the real files (``mnist_dir``).
@@ -89,8 +90,8 @@ def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from digitnet.data.idx import write_idx
 
     folder = tmp_path_factory.mktemp("tiny-mnist")
-    for split, n, seed in (("train", 1200, 0), ("t10k", 300, 1)):
+    for split, n, seed in (("train", 1200, 0), ("t10k", 500, 1)):
         x, y = synthetic_digits(n, seed)
-        write_idx(folder / f"{split}-images-idx3-ubyte", x)
-        write_idx(folder / f"{split}-labels-idx1-ubyte", y)
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", x)
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", y)
     return folder

@@ -17,9 +17,9 @@ from digitnet.engine.config import RECIPES, AugmentConfig
 from digitnet.errors import UsageError
 
 
-def small(mnist_dir, tmp_path, **kw):
+def small(tiny_mnist, tmp_path, **kw):
     base = dict(
-        data_dir=str(mnist_dir),
+        data_dir=str(tiny_mnist),
         limit_train=1200,
         epochs=2,
         batch_size=64,
@@ -50,15 +50,15 @@ class Recorder(Callback):
         self.ended = result
 
 
-def test_fit_learns_and_writes_everything(mnist_dir, tmp_path):
+def test_fit_learns_and_writes_everything(tiny_mnist, tmp_path):
     rec = Recorder()
-    res = fit(small(mnist_dir, tmp_path), callbacks=[rec])
-    assert res.test_accuracy > 0.85  # 1,200 images, 2 epochs of the fast recipe
-    assert res.n_train == 1200 and res.epochs == 2
+    res = fit(small(tiny_mnist, tmp_path, epochs=4), callbacks=[rec])
+    assert res.test_accuracy > 0.85  # 1,200 synthetic digits, 4 epochs of the fast recipe
+    assert res.n_train == 1200 and res.epochs == 4
     assert res.train_seconds > 0
     # callbacks: every batch, every epoch, start and end
-    assert len(rec.batches) == rec.started.total_steps == 2 * rec.started.steps_per_epoch
-    assert [m.epoch for m in rec.epochs] == [1.0, 2.0]
+    assert len(rec.batches) == rec.started.total_steps == 4 * rec.started.steps_per_epoch
+    assert [m.epoch for m in rec.epochs] == [1.0, 2.0, 3.0, 4.0]
     assert rec.ended is res
     assert any(b.loss is not None for b in rec.batches)
     run = tmp_path / "run"
@@ -73,7 +73,7 @@ def test_fit_learns_and_writes_everything(mnist_dir, tmp_path):
     ):
         assert (run / name).is_file(), name
     rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
-    assert len(rows) == 2 and float(rows[-1]["test_accuracy"]) == pytest.approx(res.test_accuracy)
+    assert len(rows) == 4 and float(rows[-1]["test_accuracy"]) == pytest.approx(res.test_accuracy)
     assert json.loads((run / "config.json").read_text())["limit_train"] == 1200
     _model, meta = load_checkpoint(run / "model.safetensors")
     assert meta["model"] == "fast" and meta["metrics"]["test_accuracy"] == pytest.approx(
@@ -82,22 +82,22 @@ def test_fit_learns_and_writes_everything(mnist_dir, tmp_path):
     assert meta["data"]["train_images"] == 1200
 
 
-def test_val_split_selects_on_val_not_test(mnist_dir, tmp_path):
-    res = fit(small(mnist_dir, tmp_path, val_split=200, epochs=1))
+def test_val_split_selects_on_val_not_test(tiny_mnist, tmp_path):
+    res = fit(small(tiny_mnist, tmp_path, val_split=200, epochs=1))
     assert res.n_train == 1000
     assert res.history[-1].val_accuracy is not None
     assert all(e.split == "val" for e in res.evals)
 
 
-def test_target_accuracy_stops_early(mnist_dir, tmp_path):
-    res = fit(small(mnist_dir, tmp_path, epochs=5, target_accuracy=0.5, eval_every=0.25))
+def test_target_accuracy_stops_early(tiny_mnist, tmp_path):
+    res = fit(small(tiny_mnist, tmp_path, epochs=5, target_accuracy=0.5, eval_every=0.25))
     assert res.reached_target is True
     assert res.epochs < 5
     assert res.target_seconds is not None and res.target_seconds <= res.train_seconds + 1e-6
 
 
-def test_stop_event_saves_a_resumable_checkpoint_and_resume_is_bitwise(mnist_dir, tmp_path):
-    cfg = small(mnist_dir, tmp_path, deterministic=True, out=str(tmp_path / "a"))
+def test_stop_event_saves_a_resumable_checkpoint_and_resume_is_bitwise(tiny_mnist, tmp_path):
+    cfg = small(tiny_mnist, tmp_path, deterministic=True, out=str(tmp_path / "a"))
     full = fit(cfg)
 
     stop = threading.Event()
@@ -107,7 +107,7 @@ def test_stop_event_saves_a_resumable_checkpoint_and_resume_is_bitwise(mnist_dir
             if state.global_step == 7:
                 stop.set()
 
-    cfg_b = small(mnist_dir, tmp_path, deterministic=True, out=str(tmp_path / "b"))
+    cfg_b = small(tiny_mnist, tmp_path, deterministic=True, out=str(tmp_path / "b"))
     part = fit(cfg_b, callbacks=[StopAt()], stop=stop)
     assert part.interrupted and part.checkpoint is None
     resumed = fit(cfg_b, resume=tmp_path / "b" / "last.safetensors")
@@ -150,9 +150,9 @@ def test_augmentation_is_batchwise_seeded_and_keeps_blank_background():
     assert math.isfinite(float(a.sum()))
 
 
-def test_tensorboard_event_files(mnist_dir, tmp_path):
+def test_tensorboard_event_files(tiny_mnist, tmp_path):
     pytest.importorskip("tensorboard")
-    fit(small(mnist_dir, tmp_path, epochs=1, limit_train=300, tensorboard=True))
+    fit(small(tiny_mnist, tmp_path, epochs=1, limit_train=300, tensorboard=True))
     events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -166,24 +166,24 @@ def test_tensorboard_event_files(mnist_dir, tmp_path):
 
 
 @pytest.fixture
-def small_data(mnist_dir):
+def small_data(tiny_mnist):
     """600 training images (200 held out) and 500 test images, read once per test."""
     from digitnet.data.datasets import load_datasets
 
-    cfg = resolve_config(recipe="fast", data_dir=str(mnist_dir), limit_train=800, val_split=200)
+    cfg = resolve_config(recipe="fast", data_dir=str(tiny_mnist), limit_train=800, val_split=200)
     data = load_datasets(cfg, torch.device("cpu"))
     data.test.images, data.test.labels = data.test.images[:500], data.test.labels[:500]
     return data
 
 
-def tiny(mnist_dir, tmp_path, **kw):
+def tiny(tiny_mnist, tmp_path, **kw):
     base = dict(limit_train=800, val_split=200, epochs=2, batch_size=64)
     base.update(kw)
-    return small(mnist_dir, tmp_path, **base)
+    return small(tiny_mnist, tmp_path, **base)
 
 
 def test_each_split_is_evaluated_once_per_evaluation_point(
-    mnist_dir, tmp_path, small_data, monkeypatch
+    tiny_mnist, tmp_path, small_data, monkeypatch
 ):
     import digitnet.engine.loop as loop
 
@@ -195,7 +195,7 @@ def test_each_split_is_evaluated_once_per_evaluation_point(
         return real(model, data, *a, **k)
 
     monkeypatch.setattr(loop, "evaluate", counting)
-    res = fit(tiny(mnist_dir, tmp_path, eval_every=0.5), datasets=small_data, write=False)
+    res = fit(tiny(tiny_mnist, tmp_path, eval_every=0.5), datasets=small_data, write=False)
     # Points at epochs 0.5, 1, 1.5, 2: the selection split (val, 200) at each, the test set
     # (500) only at epoch ends, each exactly once.
     assert calls == [200, 200, 500, 200, 200, 500]
@@ -203,13 +203,13 @@ def test_each_split_is_evaluated_once_per_evaluation_point(
     # Without a held-out split the test set is the selection split: once per epoch end.
     calls.clear()
     small_data.val = None
-    res = fit(tiny(mnist_dir, tmp_path, val_split=0), datasets=small_data, write=False)
+    res = fit(tiny(tiny_mnist, tmp_path, val_split=0), datasets=small_data, write=False)
     assert calls == [500, 500]
     assert res.history[-1].test_accuracy == res.evals[-1].accuracy
 
 
-def test_best_checkpoint_is_the_best_selection_point(mnist_dir, tmp_path, small_data):
-    res = fit(tiny(mnist_dir, tmp_path, eval_every=0.5), datasets=small_data)
+def test_best_checkpoint_is_the_best_selection_point(tiny_mnist, tmp_path, small_data):
+    res = fit(tiny(tiny_mnist, tmp_path, eval_every=0.5), datasets=small_data)
     best = max(res.evals, key=lambda e: e.accuracy)
     assert res.best_accuracy == best.accuracy and res.best_epoch == best.epoch
     assert res.best_checkpoint == tmp_path / "run" / "best.safetensors"
@@ -220,7 +220,7 @@ def test_best_checkpoint_is_the_best_selection_point(mnist_dir, tmp_path, small_
     assert out["checkpoint"] == str(tmp_path / "run" / "model.safetensors")
 
 
-def _state_after_steps(mnist_dir, tmp_path, small_data, steps: int):
+def _state_after_steps(tiny_mnist, tmp_path, small_data, steps: int):
     """A TrainingState stopped mid-epoch after ``steps`` steps (through fit's stop event)."""
     stop = threading.Event()
 
@@ -229,7 +229,7 @@ def _state_after_steps(mnist_dir, tmp_path, small_data, steps: int):
             if state.global_step == steps:
                 stop.set()
 
-    cfg = tiny(mnist_dir, tmp_path, deterministic=True)
+    cfg = tiny(tiny_mnist, tmp_path, deterministic=True)
     res = fit(cfg, callbacks=[StopAt()], stop=stop, datasets=small_data)
     assert res.interrupted
     return cfg, res.last_checkpoint
@@ -246,10 +246,10 @@ def _fresh_state(cfg, n_train):
     return new_training_state(cfg, model, n_train, settings.steps_per_epoch, torch.device("cpu"))
 
 
-def test_training_state_round_trip(mnist_dir, tmp_path, small_data, torch_globals):
+def test_training_state_round_trip(tiny_mnist, tmp_path, small_data, torch_globals):
     from digitnet.checkpoint import load_training_state
 
-    cfg, last = _state_after_steps(mnist_dir, tmp_path, small_data, 3)
+    cfg, last = _state_after_steps(tiny_mnist, tmp_path, small_data, 3)
     _, tensors, meta = load_training_state(last)
     st = _fresh_state(cfg, len(small_data.train))
     st.load_state_dict({"tensors": tensors, "json": meta["train_state"]}, last)
@@ -339,14 +339,14 @@ TAMPER = _tamper_cases()
 
 
 def test_tampered_resume_state_is_refused_in_one_line(
-    mnist_dir, tmp_path, small_data, torch_globals
+    tiny_mnist, tmp_path, small_data, torch_globals
 ):
     import copy
 
     from digitnet.checkpoint import load_training_state
     from digitnet.errors import CheckpointError
 
-    cfg, last = _state_after_steps(mnist_dir, tmp_path, small_data, 3)
+    cfg, last = _state_after_steps(tiny_mnist, tmp_path, small_data, 3)
     _, tensors, meta = load_training_state(last)
     for name, tamper in TAMPER.items():
         t, j = dict(tensors), copy.deepcopy(meta["train_state"])
@@ -359,12 +359,12 @@ def test_tampered_resume_state_is_refused_in_one_line(
         assert (st.epoch, st.step) == (0, 0), name  # nothing applied
 
 
-def test_tampered_resume_file_via_the_cli(mnist_dir, tmp_path, small_data, capsys, torch_globals):
+def test_tampered_resume_file_via_the_cli(tiny_mnist, tmp_path, small_data, capsys, torch_globals):
     from digitnet.checkpoint import load_training_state, save_checkpoint
     from digitnet.cli import main
     from digitnet.models import create_model
 
-    _cfg, last = _state_after_steps(mnist_dir, tmp_path, small_data, 3)
+    _cfg, last = _state_after_steps(tiny_mnist, tmp_path, small_data, 3)
     weights, tensors, meta = load_training_state(last)
     del tensors["perm"]
     model = create_model(meta["model"], **meta["model_args"])
@@ -383,14 +383,14 @@ def test_tampered_resume_file_via_the_cli(mnist_dir, tmp_path, small_data, capsy
 
 
 def test_final_model_that_cannot_be_written_keeps_last_and_says_where(
-    mnist_dir, tmp_path, small_data
+    tiny_mnist, tmp_path, small_data
 ):
     from digitnet.errors import OutputError
 
     run = tmp_path / "run"
     (run / "model.safetensors").mkdir(parents=True)  # the final file's name is taken
     with pytest.raises(OutputError) as info:
-        fit(tiny(mnist_dir, tmp_path, epochs=1), datasets=small_data)
+        fit(tiny(tiny_mnist, tmp_path, epochs=1), datasets=small_data)
     msg = str(info.value)
     assert "\n" not in msg and msg.startswith(f"{run / 'model.safetensors'}: ")
     assert f"the trained weights are kept in {run / 'last.safetensors'}" in msg
@@ -399,7 +399,7 @@ def test_final_model_that_cannot_be_written_keeps_last_and_says_where(
     # As the message says: once the name is free, resuming writes the final file (no training).
     (run / "model.safetensors").rmdir()
     res = fit(
-        tiny(mnist_dir, tmp_path, epochs=1), datasets=small_data, resume=run / "last.safetensors"
+        tiny(tiny_mnist, tmp_path, epochs=1), datasets=small_data, resume=run / "last.safetensors"
     )
     assert res.checkpoint == run / "model.safetensors" and res.epochs == 1.0
     final, _ = load_checkpoint(res.checkpoint)
@@ -411,17 +411,17 @@ def test_final_model_that_cannot_be_written_keeps_last_and_says_where(
 
 
 @pytest.mark.parametrize("lr", [math.inf, 1e30])
-def test_diverging_loss_stops_with_one_line_and_no_nan_model(mnist_dir, tmp_path, small_data, lr):
+def test_diverging_loss_stops_with_one_line_and_no_nan_model(tiny_mnist, tmp_path, small_data, lr):
     import dataclasses
 
-    cfg = dataclasses.replace(tiny(mnist_dir, tmp_path, epochs=1), lr=lr)  # past validation
+    cfg = dataclasses.replace(tiny(tiny_mnist, tmp_path, epochs=1), lr=lr)  # past validation
     with pytest.raises(UsageError, match=r"^training (loss became nan|diverged).*smaller --lr$"):
         fit(cfg, datasets=small_data)
     assert not (tmp_path / "run" / "model.safetensors").exists()
     assert not (tmp_path / "run" / "last.safetensors").exists()
 
 
-def test_cli_lr_inf_is_one_line(mnist_dir, tmp_path, capsys):
+def test_cli_lr_inf_is_one_line(tiny_mnist, tmp_path, capsys):
     from digitnet.cli import main
 
     out = tmp_path / "run"
@@ -437,7 +437,7 @@ def test_cli_lr_inf_is_one_line(mnist_dir, tmp_path, capsys):
             "--limit-train",
             "300",
             "--data-dir",
-            str(mnist_dir),
+            str(tiny_mnist),
             "--device",
             "cpu",
             "--threads",
@@ -453,7 +453,7 @@ def test_cli_lr_inf_is_one_line(mnist_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("empty", ["train", "test"])
-def test_zero_image_sets_are_refused(mnist_dir, tmp_path, capsys, empty):
+def test_zero_image_sets_are_refused(tiny_mnist, tmp_path, capsys, empty):
     import numpy as np
 
     from digitnet.cli import main
@@ -463,7 +463,7 @@ def test_zero_image_sets_are_refused(mnist_dir, tmp_path, capsys, empty):
     data.mkdir()
     for name in ("train", "t10k"):
         for kind in ("images-idx3", "labels-idx1"):
-            src = mnist_dir / f"{name}-{kind}-ubyte.gz"
+            src = tiny_mnist / f"{name}-{kind}-ubyte.gz"
             (data / src.name).write_bytes(src.read_bytes())
     prefix = "train" if empty == "train" else "t10k"
     for f in data.glob(f"{prefix}-*"):
