@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             images.append(img)
             labels.append(f"{y[i]}{y[j]}")
         readings = read_digits(images, predictor)
-        right = np.mean([r.text == t for r, t in zip(readings, labels)])
+        right = np.mean([r.text == t for r, t in zip(readings, labels, strict=True)])
         print(f"  {kind:<4} {right * 100:5.1f}% read right")
     return 0
 

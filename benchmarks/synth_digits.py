@@ -29,8 +29,19 @@ from scipy import ndimage as ndi
 
 REPO = Path(__file__).resolve().parents[1]
 
-CONDITIONS = ["clean", "paper", "inverted", "uneven_light", "blur_noise", "jpeg", "thick",
-              "thin", "rotated", "color", "number"]
+CONDITIONS = [
+    "clean",
+    "paper",
+    "inverted",
+    "uneven_light",
+    "blur_noise",
+    "jpeg",
+    "thick",
+    "thin",
+    "rotated",
+    "color",
+    "number",
+]
 
 
 def load_test_digits(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -61,13 +72,18 @@ def default_data_dir() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data" / "mnist"
 
 
-def render_digit(img28: np.ndarray, height: int, rng: np.random.Generator,
-                 stroke: str = "normal", angle: float = 0.0) -> np.ndarray:
+def render_digit(
+    img28: np.ndarray,
+    height: int,
+    rng: np.random.Generator,
+    stroke: str = "normal",
+    angle: float = 0.0,
+) -> np.ndarray:
     """One MNIST digit as crisp ink coverage in [0, 1], ``height`` px tall (plus rotation)."""
     a = img28.astype(np.float32) / 255.0
     rows = np.flatnonzero(a.max(axis=1) > 0.1)
     cols = np.flatnonzero(a.max(axis=0) > 0.1)
-    a = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    a = a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     pad = 3
     a = np.pad(a, pad)
     scale = height / (a.shape[0] - 2 * pad)
@@ -85,8 +101,8 @@ def render_digit(img28: np.ndarray, height: int, rng: np.random.Generator,
         level = np.maximum(0.88 * peak, 0.3)
     ink = np.clip((up - level) * 6.0 + 0.5, 0.0, 1.0)
     if stroke == "thick":
-        r = max(1, int(round(scale * rng.uniform(0.8, 1.6))))
-        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+        r = max(1, round(scale * rng.uniform(0.8, 1.6)))
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
         ink = np.pad(ink, r)
         ink = ndi.grey_dilation(ink, footprint=(xx * xx + yy * yy) <= r * r)
     if angle:
@@ -94,8 +110,7 @@ def render_digit(img28: np.ndarray, height: int, rng: np.random.Generator,
     return np.clip(ink, 0.0, 1.0)
 
 
-def compose_number(digits: list[np.ndarray], height: int, rng: np.random.Generator
-                   ) -> np.ndarray:
+def compose_number(digits: list[np.ndarray], height: int, rng: np.random.Generator) -> np.ndarray:
     """Several digits side by side with handwriting-like spacing (some touching)."""
     parts = []
     for d in digits:
@@ -105,8 +120,12 @@ def compose_number(digits: list[np.ndarray], height: int, rng: np.random.Generat
     gaps = []
     for _ in parts[1:]:
         # One gap in five touches or slightly overlaps the previous digit.
-        gaps.append(int(height * (rng.uniform(-0.06, 0.02) if rng.random() < 0.2
-                                  else rng.uniform(0.06, 0.35))))
+        gaps.append(
+            int(
+                height
+                * (rng.uniform(-0.06, 0.02) if rng.random() < 0.2 else rng.uniform(0.06, 0.35))
+            )
+        )
     W = sum(p.shape[1] for p in parts) + sum(gaps) + 2
     canvas = np.zeros((H, max(W, 1)), np.float32)
     x = 0
@@ -116,8 +135,9 @@ def compose_number(digits: list[np.ndarray], height: int, rng: np.random.Generat
         x = max(x, 0)
         y = int(rng.integers(0, H - p.shape[0] + 1))
         w = min(p.shape[1], canvas.shape[1] - x)
-        canvas[y:y + p.shape[0], x:x + w] = np.maximum(canvas[y:y + p.shape[0], x:x + w],
-                                                        p[:, :w])
+        canvas[y : y + p.shape[0], x : x + w] = np.maximum(
+            canvas[y : y + p.shape[0], x : x + w], p[:, :w]
+        )
         x += p.shape[1]
     return canvas
 
@@ -127,10 +147,14 @@ def paper(h: int, w: int, rng: np.random.Generator, textured: bool) -> np.ndarra
     bg = np.full((h, w), base, np.float32)
     if textured:
         grain = ndi.gaussian_filter(rng.normal(0, 1, (h, w)).astype(np.float32), 1.0)
-        blotch = ndi.zoom(rng.normal(0, 1, (max(2, h // 40), max(2, w // 40))),
-                          (h / max(2, h // 40), w / max(2, w // 40)), order=1)[:h, :w]
-        bg += 0.02 * grain + 0.03 * np.pad(blotch, ((0, h - blotch.shape[0]),
-                                                    (0, w - blotch.shape[1])), mode="edge")
+        blotch = ndi.zoom(
+            rng.normal(0, 1, (max(2, h // 40), max(2, w // 40))),
+            (h / max(2, h // 40), w / max(2, w // 40)),
+            order=1,
+        )[:h, :w]
+        bg += 0.02 * grain + 0.03 * np.pad(
+            blotch, ((0, h - blotch.shape[0]), (0, w - blotch.shape[1])), mode="edge"
+        )
     return bg
 
 
@@ -138,15 +162,16 @@ def lighting(h: int, w: int, rng: np.random.Generator, strength: float) -> np.nd
     """Multiplicative light: a linear gradient plus a soft off-centre spot or shadow."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     t = rng.uniform(0, 2 * np.pi)
-    grad = ((xx / max(w, 1) - 0.5) * np.cos(t) + (yy / max(h, 1) - 0.5) * np.sin(t))
+    grad = (xx / max(w, 1) - 0.5) * np.cos(t) + (yy / max(h, 1) - 0.5) * np.sin(t)
     cy, cx = rng.uniform(0, h), rng.uniform(0, w)
     spot = np.exp(-(((yy - cy) / (0.6 * h)) ** 2 + ((xx - cx) / (0.6 * w)) ** 2))
     light = 1.0 + strength * grad + rng.choice([-1, 1]) * 0.5 * strength * (spot - 0.5)
     return np.clip(light, 0.25, 1.3)
 
 
-def make_image(x: np.ndarray, y: np.ndarray, condition: str, rng: np.random.Generator
-               ) -> tuple[Image.Image, str, str]:
+def make_image(
+    x: np.ndarray, y: np.ndarray, condition: str, rng: np.random.Generator
+) -> tuple[Image.Image, str, str]:
     """One synthetic image: (PIL image, label text, file extension)."""
     height = int(rng.uniform(60, 300))
     if condition == "number":
@@ -184,8 +209,9 @@ def make_image(x: np.ndarray, y: np.ndarray, condition: str, rng: np.random.Gene
     img = np.clip(img, 0, 1)
     if condition == "color":
         paper_rgb = np.array(rng.uniform(0.8, 1.0, 3), np.float32)
-        ink_rgb = np.array([rng.uniform(0.0, 0.3), rng.uniform(0.0, 0.3), rng.uniform(0.3, 0.8)],
-                           np.float32)[rng.permutation(3)]
+        ink_rgb = np.array(
+            [rng.uniform(0.0, 0.3), rng.uniform(0.0, 0.3), rng.uniform(0.3, 0.8)], np.float32
+        )[rng.permutation(3)]
         rgb = (img[..., None] - ink_level) / max(1e-3, (img.max() - ink_level))
         rgb = np.clip(rgb, 0, 1) * paper_rgb + (1 - np.clip(rgb, 0, 1)) * ink_rgb
         pil = Image.fromarray((rgb * 255).astype(np.uint8), "RGB")
@@ -203,8 +229,9 @@ def make_image(x: np.ndarray, y: np.ndarray, condition: str, rng: np.random.Gene
     return pil, label, ext
 
 
-def generate(out: Path, count: int, seed: int, data_dir: Path,
-             conditions: list[str] | None = None) -> list[tuple[str, str, str]]:
+def generate(
+    out: Path, count: int, seed: int, data_dir: Path, conditions: list[str] | None = None
+) -> list[tuple[str, str, str]]:
     x, y = load_test_digits(data_dir)
     rng = np.random.default_rng(seed)
     conds = conditions or CONDITIONS
@@ -240,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", type=Path, default=None)
-    ap.add_argument("--conditions", default=None,
-                    help=f"comma-separated subset of: {','.join(CONDITIONS)}")
+    ap.add_argument(
+        "--conditions", default=None, help=f"comma-separated subset of: {','.join(CONDITIONS)}"
+    )
     args = ap.parse_args(argv)
     conds = args.conditions.split(",") if args.conditions else None
     if conds and set(conds) - set(CONDITIONS):

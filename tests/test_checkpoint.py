@@ -338,7 +338,7 @@ def test_pt_files_are_recognised_by_content(tmp_path, saved):
     assert meta["model"] == "fast" and torch.equal(outputs(loaded), outputs(model))
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"hello world, not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint: neither a torch.save"):
+    with pytest.raises(CheckpointError, match=r"not a PyTorch checkpoint: neither a torch\.save"):
         load_checkpoint(garbage)
 
 

@@ -78,14 +78,14 @@ def corrupt(tmp_path: Path, good: Path) -> Path:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:  # stdlib's signature
         pass
 
 
 class _HalfHandler(_QuietHandler):
     """Announces the full length, sends half the file, then hangs up (a dropped connection)."""
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:  # stdlib's name
         path = Path(self.translate_path(self.path))
         if not path.is_file():
             self.send_error(404)
@@ -116,7 +116,7 @@ def serve() -> Iterator:
         return f"http://127.0.0.1:{server.server_address[1]}/"
 
     yield start
-    for server, thread in zip(servers, threads):
+    for server, thread in zip(servers, threads, strict=True):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
@@ -179,7 +179,7 @@ def test_dropped_connection_leaves_no_partial_file(tmp_path: Path, good: Path, s
     dest.mkdir()
     old = b"previous content"
     (dest / NAMES[0]).write_bytes(old)
-    with pytest.raises(DownloadError, match="connection lost after|got [0-9,]+ bytes"):
+    with pytest.raises(DownloadError, match=r"connection lost after|got [0-9,]+ bytes"):
         download_mnist(dest, mirrors=[serve(good, _HalfHandler)], force=True)
     assert (dest / NAMES[0]).read_bytes() == old  # untouched, not half-overwritten
     assert_clean(dest, [NAMES[0]])

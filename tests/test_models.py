@@ -43,7 +43,7 @@ def test_a_few_steps_reduce_the_loss(name):
 
 def test_paper_network_matches_the_paper():
     m = create_model("paper")
-    convs = [l for l in m.modules() if isinstance(l, torch.nn.Conv2d)]
+    convs = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
         (1, 64, (5, 5), (0, 0)),
         (64, 64, (3, 3), (0, 0)),
@@ -55,10 +55,10 @@ def test_paper_network_matches_the_paper():
 def test_course_network_is_as_listed_without_activations():
     m = create_model("course")
     assert not any(
-        isinstance(l, (torch.nn.ReLU, torch.nn.Sigmoid, torch.nn.Tanh)) for l in m.modules()
+        isinstance(mod, (torch.nn.ReLU, torch.nn.Sigmoid, torch.nn.Tanh)) for mod in m.modules()
     )
-    lin = [l for l in m.modules() if isinstance(l, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in lin] == [(3136, 128), (128, 10)]
+    lin = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
+    assert [(fc.in_features, fc.out_features) for fc in lin] == [(3136, 128), (128, 10)]
 
 
 def test_model_info_counts_parameters_and_flops():

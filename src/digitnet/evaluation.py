@@ -14,11 +14,11 @@ import numpy as np
 from ._io import atomic_write, ensure_dir, write_text
 
 __all__ = [
-    "confusion_matrix",
     "classification_report",
-    "write_report",
+    "confusion_matrix",
     "confusion_png",
     "gallery_png",
+    "write_report",
 ]
 
 

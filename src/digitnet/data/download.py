@@ -26,7 +26,7 @@ from .._io import atomic_write, ensure_dir
 from ..errors import DownloadError, UsageError
 from .mnist import file_md5
 
-__all__ = ["OFFICIAL_FILES", "DEFAULT_MIRRORS", "DownloadResult", "download_mnist"]
+__all__ = ["DEFAULT_MIRRORS", "OFFICIAL_FILES", "DownloadResult", "download_mnist"]
 
 # md5 and size in bytes of the official 60,000 / 10,000-item files (as published with MNIST).
 OFFICIAL_FILES: dict[str, tuple[str, int]] = {
@@ -89,7 +89,7 @@ def _describe(reason: object) -> str:
 def _open_url(url: str, timeout: float) -> Any:
     request = urllib.request.Request(url, headers={"User-Agent": f"digitnet/{__version__}"})
     try:
-        return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - schemes checked
+        return urllib.request.urlopen(request, timeout=timeout)  # schemes: _check_mirrors
     except urllib.error.HTTPError as exc:
         exc.close()  # the error carries an open response body
         raise _MirrorFailure(f"HTTP {exc.code} {exc.reason}") from None
@@ -182,7 +182,7 @@ def _download_one(
             failures.append(failure)
     if all(f.offline for f in failures):
         raise _offline_error(folder)
-    tried = "; ".join(f"{url}: {f.reason}" for url, f in zip(urls, failures))
+    tried = "; ".join(f"{url}: {f.reason}" for url, f in zip(urls, failures, strict=True))
     raise DownloadError(f"{folder / name}: download failed on every mirror ({tried})")
 
 

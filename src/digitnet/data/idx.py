@@ -30,14 +30,14 @@ from .._io import atomic_write
 from ..errors import DataError
 
 __all__ = [
+    "IMAGES_MAGIC",
+    "LABELS_MAGIC",
     "IdxHeader",
     "read_idx",
     "read_idx_header",
     "read_images",
     "read_labels",
     "write_idx",
-    "IMAGES_MAGIC",
-    "LABELS_MAGIC",
 ]
 
 Expect = Literal["images", "labels"]
@@ -94,12 +94,12 @@ def _fail(path: str | os.PathLike[str], problem: str) -> DataError:
 def _human_bytes(n: int) -> str:
     if n < 1000:
         return f"{n} bytes"
-    size, unit = float(n), "bytes"
-    for unit in ("KB", "MB", "GB", "TB", "PB"):
+    size = float(n)
+    for unit in ("KB", "MB", "GB", "TB"):
         size /= 1000
         if size < 1000:
-            break
-    return f"{size:.1f} {unit}"
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} PB"
 
 
 # --- opening ---------------------------------------------------------------------------------

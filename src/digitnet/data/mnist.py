@@ -22,16 +22,16 @@ from ..errors import DataError, UsageError
 from .idx import read_images, read_labels
 
 __all__ = [
-    "SPLITS",
     "ENV_VAR",
-    "resolve_data_dir",
-    "default_data_dir",
+    "SPLITS",
     "candidate_names",
-    "find_mnist_files",
-    "load_mnist",
+    "clear_cache",
+    "default_data_dir",
     "describe_data",
     "file_md5",
-    "clear_cache",
+    "find_mnist_files",
+    "load_mnist",
+    "resolve_data_dir",
 ]
 
 Split = Literal["train", "test"]
@@ -213,7 +213,7 @@ def describe_data(data_dir: str | os.PathLike[str]) -> dict[str, Any]:
         images_path, labels_path = find_mnist_files(folder, split)
         images, _ = _load_cached(images_path, labels_path)
         splits[split] = {
-            "items": int(len(images)),
+            "items": len(images),
             "images": {"path": str(images_path.resolve()), "md5": file_md5(images_path)},
             "labels": {"path": str(labels_path.resolve()), "md5": file_md5(labels_path)},
         }

@@ -23,10 +23,10 @@ from ._registry import (
 )
 
 __all__ = [
+    "count_macs",
     "create_model",
     "list_models",
     "model_info",
     "model_summary",
     "register_model",
-    "count_macs",
 ]

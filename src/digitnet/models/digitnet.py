@@ -41,7 +41,7 @@ class DigitNet(nn.Module):
         self.config = config
         layers: list[nn.Module] = []
         cin = 1
-        for w, d in zip(config.widths, config.depths):
+        for w, d in zip(config.widths, config.depths, strict=True):
             for _ in range(d):
                 layers += _conv_bn_relu(cin, w)
                 cin = w

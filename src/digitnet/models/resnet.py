@@ -53,7 +53,7 @@ class ResNet(nn.Module):
         )
         layers: list[nn.Module] = []
         cin = w0
-        for i, (w, n) in enumerate(zip(config.widths, config.blocks)):
+        for i, (w, n) in enumerate(zip(config.widths, config.blocks, strict=True)):
             for j in range(n):
                 layers.append(BasicBlock(cin, w, stride=2 if (i > 0 and j == 0) else 1))
                 cin = w

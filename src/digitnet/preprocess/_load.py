@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageChops, ImageOps, ImageStat
@@ -28,9 +28,9 @@ __all__ = [
     "load_image",
 ]
 
-ImageSource = Union[
-    str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image, np.ndarray
-]
+ImageSource = (
+    str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image | np.ndarray
+)
 
 # Pillow's own decompression-bomb limit (about 89 megapixels, a 12k x 7k photo): larger images
 # are refused before any pixel is decoded. Phone photos (12-50 MP) stay well inside it.
@@ -201,7 +201,7 @@ def decode(
             ) from None
         except MemoryError:
             raise ImageError(f"{label}: not enough memory to decode this image") from None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             # Pillow's decoders report broken files with a zoo of types (OSError, SyntaxError,
             # ValueError, EOFError, struct.error, zlib.error, IndexError...). Only Pillow calls
             # run in this block, so any of them means "this file is broken", not a bug of ours.

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-__all__ = ["to_mnist", "stroke_width", "deskew", "center_of_mass_28"]
+__all__ = ["center_of_mass_28", "deskew", "stroke_width", "to_mnist"]
 
 SIDE = 28
 BOX = 20
@@ -49,8 +49,9 @@ def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
     img = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), "F")
     shrinking = w <= a.shape[1] and h <= a.shape[0]
     # BOX = area averaging: exactly the anti-aliasing of a binary glyph MNIST was made with.
-    return np.asarray(img.resize((w, h), Image.BOX if shrinking else Image.BILINEAR),
-                      dtype=np.float32)
+    return np.asarray(
+        img.resize((w, h), Image.BOX if shrinking else Image.BILINEAR), dtype=np.float32
+    )
 
 
 def _bbox(a: np.ndarray, eps: float = 0.02) -> tuple[slice, slice] | None:
@@ -74,7 +75,7 @@ def center_of_mass_28(small: np.ndarray) -> np.ndarray:
     # Centre of the 28x28 frame in pixel-index coordinates is 13.5; keep the digit inside.
     y0 = int(np.clip(round(13.5 - cy), 0, SIDE - h))
     x0 = int(np.clip(round(13.5 - cx), 0, SIDE - w))
-    out[y0:y0 + h, x0:x0 + w] = small
+    out[y0 : y0 + h, x0 : x0 + w] = small
     return out
 
 
@@ -98,8 +99,13 @@ def deskew(img28: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def to_mnist(ink: np.ndarray, mask: np.ndarray | None = None, *, normalize_stroke: bool = True,
-             deskew_digit: bool = False) -> np.ndarray | None:
+def to_mnist(
+    ink: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    normalize_stroke: bool = True,
+    deskew_digit: bool = False,
+) -> np.ndarray | None:
     """A crop of one digit's ink (float [0, 1], 1 = ink) -> float32 (28, 28) MNIST-style input.
 
     ``mask`` (the thresholded ink of the same crop) is used to measure stroke width; without it
