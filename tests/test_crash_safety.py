@@ -69,7 +69,7 @@ def torch_globals():
     torch.set_num_threads(threads)
 
 
-def train_cmd(mnist_dir: Path, out: Path, *extra: str) -> list[str]:
+def train_cmd(tiny_mnist: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -77,7 +77,7 @@ def train_cmd(mnist_dir: Path, out: Path, *extra: str) -> list[str]:
         "train",
         *ARGS,
         "--data-dir",
-        str(mnist_dir),
+        str(tiny_mnist),
         "--out",
         str(out),
         *extra,
@@ -85,11 +85,11 @@ def train_cmd(mnist_dir: Path, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(mnist_dir, tmp_path_factory) -> dict[str, torch.Tensor]:
+def uninterrupted(tiny_mnist, tmp_path_factory) -> dict[str, torch.Tensor]:
     """Final weights of a real, uninterrupted CLI run (the reference for both signals)."""
     out = tmp_path_factory.mktemp("full")
     r = subprocess.run(
-        train_cmd(mnist_dir, out), env=ENV, capture_output=True, text=True, timeout=240
+        train_cmd(tiny_mnist, out), env=ENV, capture_output=True, text=True, timeout=240
     )
     assert r.returncode == 0, r.stderr
     return weights(out / "model.safetensors")
@@ -98,7 +98,7 @@ def uninterrupted(mnist_dir, tmp_path_factory) -> dict[str, torch.Tensor]:
 # --- (a) resume == uninterrupted
 
 
-def test_mid_epoch_stop_then_resume_is_bitwise_identical(mnist_dir, tmp_path, torch_globals):
+def test_mid_epoch_stop_then_resume_is_bitwise_identical(tiny_mnist, tmp_path, torch_globals):
     from digitnet.data.datasets import load_datasets
     from digitnet.engine import fit, resolve_config
     from digitnet.engine.callbacks import Callback
@@ -111,7 +111,7 @@ def test_mid_epoch_stop_then_resume_is_bitwise_identical(mnist_dir, tmp_path, to
             deterministic=True,
             device="cpu",
             threads=1,
-            data_dir=str(mnist_dir),
+            data_dir=str(tiny_mnist),
             out=str(out),
         )
 
@@ -150,11 +150,11 @@ def test_mid_epoch_stop_then_resume_is_bitwise_identical(mnist_dir, tmp_path, to
     "sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
 )
 def test_real_signal_then_resume_is_bitwise_identical(
-    mnist_dir, tmp_path, uninterrupted, sig, code
+    tiny_mnist, tmp_path, uninterrupted, sig, code
 ):
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        train_cmd(mnist_dir, out),
+        train_cmd(tiny_mnist, out),
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -279,21 +279,21 @@ def one_line_error(capsys, argv: list[str]) -> tuple[int, str]:
     return code, lines[0]
 
 
-def test_out_under_a_regular_file(tmp_path, capsys, mnist_dir):
+def test_out_under_a_regular_file(tmp_path, capsys, tiny_mnist):
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
     code, line = one_line_error(
-        capsys, ["train", *ARGS, "--data-dir", str(mnist_dir), "--out", str(blocker / "run")]
+        capsys, ["train", *ARGS, "--data-dir", str(tiny_mnist), "--out", str(blocker / "run")]
     )
     assert code == 1
     assert line == f"digitnet train: error: {blocker / 'run'}: cannot write: Not a directory"
 
 
-def test_out_is_a_regular_file(tmp_path, capsys, mnist_dir):
+def test_out_is_a_regular_file(tmp_path, capsys, tiny_mnist):
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
     code, line = one_line_error(
-        capsys, ["train", *ARGS, "--data-dir", str(mnist_dir), "--out", str(blocker)]
+        capsys, ["train", *ARGS, "--data-dir", str(tiny_mnist), "--out", str(blocker)]
     )
     assert code == 1
     assert (
@@ -305,13 +305,13 @@ def test_out_is_a_regular_file(tmp_path, capsys, mnist_dir):
 @pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write to read-only folders"
 )
-def test_out_in_a_read_only_folder(tmp_path, capsys, mnist_dir):
+def test_out_in_a_read_only_folder(tmp_path, capsys, tiny_mnist):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
         code, line = one_line_error(
-            capsys, ["train", *ARGS, "--data-dir", str(mnist_dir), "--out", str(ro / "run")]
+            capsys, ["train", *ARGS, "--data-dir", str(tiny_mnist), "--out", str(ro / "run")]
         )
     finally:
         ro.chmod(0o755)
