@@ -222,9 +222,10 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(
-            fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})
-        ) as fh:
+        fh: IO[Any] = (
+            os.fdopen(fd, "w", encoding="utf-8", newline="") if mode == "w" else os.fdopen(fd, "wb")
+        )
+        with fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -146,7 +146,7 @@ def gallery_png(
         r, c = divmod(j, cols)
         x0, y0 = c * tile, 40 + r * (tile + cap)
         digit = Image.fromarray(255 - images[i].astype(np.uint8)).resize(
-            (tile - 12, tile - 12), Image.NEAREST
+            (tile - 12, tile - 12), Image.Resampling.NEAREST
         )
         img.paste(digit, (x0 + 6, y0 + 4))
         d.text(

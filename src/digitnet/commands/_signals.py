@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import signal
 import threading
-from types import TracebackType
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any
+
+# What signal.signal() returns and takes: a handler, SIG_DFL, SIG_IGN, or None (set outside Python)
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 class StopOnSignals:
@@ -17,7 +22,7 @@ class StopOnSignals:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.first: int | None = None  # the signal number that set ``stop``
-        self._old: dict[int, object] = {}
+        self._old: dict[int, _Handler] = {}
 
     def _handle(self, signum: int, _frame: object) -> None:
         if self.first is not None:

@@ -301,15 +301,15 @@ def draw(
             rad = np.full(n, r0)
         rad = np.maximum(rad, 0.6) * ss
         for i in range(n):
-            x, y, r = float(pts[i, 0]), float(pts[i, 1]), float(rad[i])
-            pen.ellipse((x - r, y - r, x + r, y + r), fill=255)
+            cx, cy, r = float(pts[i, 0]), float(pts[i, 1]), float(rad[i])
+            pen.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
             if i + 1 < n:
                 pen.line(
-                    (x, y, float(pts[i + 1, 0]), float(pts[i + 1, 1])),
+                    (cx, cy, float(pts[i + 1, 0]), float(pts[i + 1, 1])),
                     fill=255,
                     width=max(1, round(2 * r)),
                 )
-    small = canvas.resize((w_px, h_px), Image.BOX)
+    small = canvas.resize((w_px, h_px), Image.Resampling.BOX)
     ink = np.asarray(small, dtype=np.float32) / 255.0
     return ink.astype(np.float32)
 

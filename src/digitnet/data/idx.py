@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import math
 import os
 import struct
@@ -22,7 +23,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def _human_bytes(n: int) -> str:
 
 
 @contextlib.contextmanager
-def _open(path: Path) -> Iterator[tuple[BinaryIO, bool, int]]:
+def _open(path: Path) -> Iterator[tuple[io.BufferedIOBase, bool, int]]:
     """Open ``path`` for reading; yield (stream, is_gzip, size on disk in bytes)."""
     from .._io import _not_regular
 
@@ -146,7 +147,7 @@ def _open(path: Path) -> Iterator[tuple[BinaryIO, bool, int]]:
             yield gz, True, size
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
+def _read_exact(stream: io.BufferedIOBase, n: int) -> bytes:
     """Read up to ``n`` bytes, looping over short reads; fewer only at end of stream."""
     parts = []
     while n > 0:
@@ -216,7 +217,7 @@ def _check_dims(
 
 
 def _read_header(
-    stream: BinaryIO, path: Path, expect: Expect | None, gz: bool, max_items: int | None
+    stream: io.BufferedIOBase, path: Path, expect: Expect | None, gz: bool, max_items: int | None
 ) -> IdxHeader:
     ndim = _parse_magic(path, _read_exact(stream, 4), expect, gz)
     raw = _read_exact(stream, 4 * ndim)
@@ -267,7 +268,7 @@ def _check_gzip_bound(path: Path, header: IdxHeader, size: int) -> None:
         )
 
 
-def _read_payload(stream: BinaryIO, path: Path, header: IdxHeader) -> np.ndarray:
+def _read_payload(stream: io.BufferedIOBase, path: Path, header: IdxHeader) -> np.ndarray:
     """Read exactly the payload into a fresh array, then check nothing follows it."""
     try:
         out = np.empty(header.payload_bytes, dtype=np.uint8)
@@ -277,7 +278,7 @@ def _read_payload(stream: BinaryIO, path: Path, header: IdxHeader) -> np.ndarray
             f"header says {header.items:,} items "
             f"({_human_bytes(header.payload_bytes)}): not enough memory",
         ) from None
-    view = memoryview(out)
+    view = out.data  # a memoryview of the array's bytes
     done = 0
     while done < header.payload_bytes:
         n = stream.readinto(view[done : done + CHUNK])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ._candidates import DigitCrop, Prepared, SplitSource, crops_of, join_candidates
 from ._ink import ink_layer
@@ -38,7 +39,7 @@ _ENOUGH_PX = 32
 _TARGET_PX = 64
 
 
-def _shrunk(gray, f: float) -> np.ndarray:
+def _shrunk(gray: np.ndarray | Image.Image, f: float) -> np.ndarray:
     h, w = shape_of(gray)
     return resize_box(gray, max(1, round(w * f)), max(1, round(h * f)))
 
@@ -52,7 +53,7 @@ def _locate(gray: np.ndarray, single: bool):
 
 
 def _analyse(
-    gray: np.ndarray,
+    gray: np.ndarray | Image.Image,
     single: bool,
     deskew_digits: bool,
     scale: float = 1.0,

@@ -90,7 +90,7 @@ def _upsample(small: np.ndarray, w: int, h: int) -> np.ndarray:
         p[:, 0], p[:, -1] = 2 * p[:, 1] - p[:, 2], 2 * p[:, -2] - p[:, -3]
     img = Image.fromarray(np.ascontiguousarray(p, dtype=np.float32), "F")
     return np.asarray(
-        img.resize((w, h), Image.BILINEAR, box=(1, 1, 1 + sw, 1 + sh)), dtype=np.float32
+        img.resize((w, h), Image.Resampling.BILINEAR, box=(1, 1, 1 + sw, 1 + sh)), dtype=np.float32
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal, overload
 
 import numpy as np
 from PIL import Image, ImageChops, ImageOps, ImageStat
@@ -153,13 +153,29 @@ def _check_budget(img: Image.Image, label: str) -> None:
         )
 
 
+@overload
+def decode(
+    src: ImageSource,
+    *,
+    name: str | None = ...,
+    max_side: int | None = ...,
+    keep_8bit: Literal[False] = ...,
+) -> tuple[np.ndarray, float, tuple[int, int]]: ...
+@overload
+def decode(
+    src: ImageSource,
+    *,
+    name: str | None = ...,
+    max_side: int | None = ...,
+    keep_8bit: bool = ...,
+) -> tuple[np.ndarray | Image.Image, float, tuple[int, int]]: ...
 def decode(
     src: ImageSource,
     *,
     name: str | None = None,
     max_side: int | None = WORK_MAX_SIDE,
     keep_8bit: bool = False,
-) -> tuple[np.ndarray, float, tuple[int, int]]:
+) -> tuple[np.ndarray | Image.Image, float, tuple[int, int]]:
     """Decode ``src`` into a grey float32 image in [0, 1] (0 black, 1 white).
 
     Returns ``(gray, scale, (width, height))``: ``gray`` is at most ``max_side`` pixels on its
@@ -169,6 +185,7 @@ def decode(
     either), so the caller converts to float only at the size it analyses.
     """
     label = _name(src, name)
+    gray: np.ndarray | Image.Image
     if isinstance(src, np.ndarray):
         gray = from_array(src, name=label)
         return _finish(gray, (gray.shape[1], gray.shape[0]), max_side)
@@ -215,7 +232,7 @@ def _finish(
     full: tuple[int, int],
     max_side: int | None,
     keep_8bit: bool = False,
-) -> tuple[np.ndarray, float, tuple[int, int]]:
+) -> tuple[np.ndarray | Image.Image, float, tuple[int, int]]:
     # EXIF rotation may swap width and height: the decoded array has the upright orientation,
     # and JPEG draft mode may have decoded it smaller than the file's nominal size.
     h, w = shape_of(gray)

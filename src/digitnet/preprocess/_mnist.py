@@ -50,7 +50,8 @@ def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
     shrinking = w <= a.shape[1] and h <= a.shape[0]
     # BOX = area averaging: exactly the anti-aliasing of a binary glyph MNIST was made with.
     return np.asarray(
-        img.resize((w, h), Image.BOX if shrinking else Image.BILINEAR), dtype=np.float32
+        img.resize((w, h), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR),
+        dtype=np.float32,
     )
 
 

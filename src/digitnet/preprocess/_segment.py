@@ -253,10 +253,10 @@ def find_pieces(
         return lab, [], "no digit found: only marks too small to be digits"
     if single:
         keep = [p for p in pieces if (p.y1 - p.y0) >= 0.1 * ref_h or (p.x1 - p.x0) >= 0.1 * ref_h]
-        out = keep[0]
+        whole = keep[0]
         for p in keep[1:]:
-            out = _merge(out, p)
-        return lab, [out], None
+            whole = _merge(whole, p)
+        return lab, [whole], None
     groups = _group(pieces, ref_h)
     narrow = [g.x1 - g.x0 for g in groups if (g.x1 - g.x0) <= 1.1 * (g.y1 - g.y0)]
     heights = [g.y1 - g.y0 for g in groups]
@@ -264,7 +264,7 @@ def find_pieces(
     # MNIST's mean width/height ratio (about 0.7).
     digit_w = float(np.median(narrow)) if len(narrow) >= 2 else 0.7 * float(np.median(heights))
     digit_w = max(digit_w, 0.45 * float(np.median(heights)))
-    out = []
+    out: list[Piece] = []
     for g in groups:
         out.extend(_split(g, lab, digit_w))
     out = [p for p in out if (p.y1 - p.y0) >= MIN_DIGIT_PX * 0.75]
@@ -306,8 +306,9 @@ def cut_candidates(
     if not wide or w < 6:
         return []
     region = np.isin(lab[piece.y0 : piece.y1, piece.x0 : piece.x1], piece.labels)
-    if piece.cut is not None:
-        region &= piece.cut_mask(piece.y0, piece.y1, piece.x0, piece.x1)
+    cut = piece.cut_mask(piece.y0, piece.y1, piece.x0, piece.x1)
+    if cut is not None:
+        region &= cut
     cols = ndi.uniform_filter1d(region.sum(axis=0).astype(np.float64), size=3, mode="nearest")
     # Cuts where the least ink crosses, in the middle 40% (each digit keeps at least 30% of the
     # width): the thinnest column overall, and the thinnest in each half of that window, so an
@@ -359,10 +360,13 @@ def path_cut(piece: Piece, lab: np.ndarray) -> tuple[Piece, Piece] | None:
     # The search runs on at most _PATH_ROWS rows (blocks of f x f pixels, ink if any pixel is):
     # enough to find the gap between two strokes, and a cost that does not grow with the image.
     f = max(1, int(np.ceil(full.shape[0] / _PATH_ROWS)))
+    region: np.ndarray
     if f > 1:
         ph, pw = -full.shape[0] % f, -full.shape[1] % f
         padded = np.pad(full, ((0, ph), (0, pw)))
-        region = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).any(axis=(1, 3))
+        region = np.any(
+            padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f), axis=(1, 3)
+        )
     else:
         region = full
     h, w = region.shape
