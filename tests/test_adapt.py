@@ -235,7 +235,7 @@ def test_progress_and_cancel(examples: Path, tiny_mnist: Path, tmp_path: Path) -
 def test_stops_early_once_the_examples_are_fit(
     tiny_mnist: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    import digitnet.adapt as adapt
+    import digitnet.adapt._train as adapt  # the training loop and its settings
     from digitnet.data.mnist import load_mnist
     from digitnet.inference import load_predictor
 

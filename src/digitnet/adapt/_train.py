@@ -1,37 +1,7 @@
-"""Teach a model one person's handwriting from a few labelled examples (``digitnet adapt``).
+"""The training loop of ``adapt_model``, its settings, and the adapted checkpoint's metadata.
 
-The base model (the bundled one unless another is given) is fine-tuned on the person's examples
-with strong per-batch augmentation (small affine transforms, elastic warps, thicker and thinner
-strokes), so a handful of digits stands for many ways of writing them. Two modes, chosen by what
-is available:
-
-``"replay"``
-    MNIST training images (from ``data_dir`` / ``$DIGITNET_DATA`` / the user cache) are mixed
-    into every batch (3 of every 4 images), so the network keeps what it knew (MNIST test
-    accuracy within 0.3 points of the base in bench_adapt.py). The last convolution stage and
-    the classifier are trained.
-``"l2sp"``
-    No MNIST data on this machine: only the classifier is trained, and its weights are pulled
-    back toward the base's (L2-SP, Li et al. 2018): what keeps the model's knowledge when
-    nothing else reminds it. MNIST accuracy drops more than with replay (docs/adapt.md).
-
-Batch norm statistics and dropout stay as the base had them (the model runs in eval mode while
-it learns): a few dozen examples cannot estimate batch statistics, and the base's calibration
-(its stored temperature, where it has one) keeps describing a network whose internal scales did
-not move. The loss uses the base recipe's label smoothing for the same reason.
-
-Training is time-boxed (``seconds``, 60 by default, reading the examples included) and stops
-early once the examples are fit: every example read right, un-augmented, and the augmented
-copies read right too (see ``_fit``). Public API, kept stable for the GUI:
-
-* ``read_examples(paths) -> ExampleSet``: files and folders labelled by name as
-  ``predict --labels-from-names`` reads them; single-digit preprocessing, as predict does.
-* ``ExampleSet.from_arrays(images, labels)``: examples already made into 28x28 inputs.
-* ``adapt_model(examples, *, out, base=None, data_dir=None, seconds=60, seed=0, progress=None,
-  should_stop=None) -> AdaptResult``; ``progress`` gets an ``AdaptProgress`` a few times a
-  second, ``should_stop`` is polled every step (cancel: nothing is written).
-
-Nothing here touches Qt; ``adapt_model`` may run on a worker thread.
+The settings (augmentation, batch mix, learning rate, L2-SP strength, early stop, weight
+average) were chosen with benchmarks/bench_adapt.py; each is explained where it is set.
 """
 
 from __future__ import annotations
@@ -39,30 +9,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from .errors import DataError, ImageError, UsageError
+from ..errors import DataError, UsageError
+from ._examples import ExampleSet, NoExamplesError, read_examples
+from ._paths import check_out, output_path
+from ._results import AdaptMode, AdaptProgress, AdaptResult, StopReason
 
-__all__ = [
-    "AdaptMode",
-    "AdaptProgress",
-    "AdaptResult",
-    "ExampleSet",
-    "NoExamplesError",
-    "adapt_model",
-    "check_out",
-    "output_path",
-    "read_examples",
-]
-
-AdaptMode = Literal["replay", "l2sp"]
-StopReason = Literal["fit", "time", "cancelled"]
-
-# ---------------------------------------------------------------------------- settings
 # Numbers below were chosen with benchmarks/bench_adapt.py (scikit-learn's load_digits rendered
 # as user images, 5 examples per digit; MNIST test accuracy of the result), on 2 CPU cores.
 
@@ -95,227 +51,13 @@ _SAVE_RESERVE_S = 1.0  # time kept back from the budget for writing the checkpoi
 _PROGRESS_EVERY_S = 0.25
 
 
-# ---------------------------------------------------------------------------- examples
-
-
-class NoExamplesError(ImageError):
-    """No usable labelled example; ``skipped`` lists each image and why it was not used."""
-
-    def __init__(self, message: str, skipped: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.skipped = tuple(skipped)
-
-
-@dataclass(frozen=True)
-class ExampleSet:
-    """The person's examples as network inputs, and what could not be used (one line each)."""
-
-    images: np.ndarray  # float32 (N, 28, 28) in [0, 1], white ink on black (input convention)
-    labels: np.ndarray  # int64 (N,), 0..9
-    sources: tuple[str, ...] = ()  # where each example came from (file path), when known
-    skipped: tuple[str, ...] = ()  # "PATH: why it was not used"
-
-    def __post_init__(self) -> None:
-        if self.images.ndim != 3 or self.images.shape[1:] != (28, 28):
-            raise ValueError(f"examples must be (N, 28, 28) images, got {self.images.shape}")
-        if self.labels.shape != (self.images.shape[0],):
-            raise ValueError("one label per example image is needed")
-
-    @classmethod
-    def from_arrays(
-        cls, images: Any, labels: Sequence[int] | np.ndarray, sources: Sequence[str] = ()
-    ) -> ExampleSet:
-        """Examples already made into 28x28 inputs (``preprocess.prepare_single(...).image``)."""
-        x = np.asarray(images, dtype=np.float32)
-        if x.ndim == 2:
-            x = x[None]
-        y = np.asarray(labels, dtype=np.int64).reshape(-1)
-        if y.size and (y.min() < 0 or y.max() > 9):
-            raise UsageError("example labels must be digits 0..9")
-        return cls(np.clip(x, 0.0, 1.0), y, tuple(str(s) for s in sources))
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def per_digit(self) -> dict[int, int]:
-        """How many examples of each digit (all ten listed, zeros included)."""
-        counts = np.bincount(self.labels, minlength=10) if len(self) else np.zeros(10, int)
-        return {d: int(counts[d]) for d in range(10)}
-
-
-def _listing(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
-    # The one listing and label rule of ``predict --labels-from-names`` (never a copy of it).
-    from .preprocess import list_images
-
-    return list_images(paths)
-
-
-def _label_of(path: str) -> str | None:
-    from .preprocess import label_from_name
-
-    return label_from_name(path)
-
-
-def read_examples(paths: Sequence[str | os.PathLike[str]]) -> ExampleSet:
-    """Image files and folders -> examples, labelled by name as ``predict --labels-from-names``
-    reads them (``7_anna.png``, ``digits/7/anna.png``); each image is one digit, prepared as
-    ``predict --single`` prepares it.
-
-    Files with no one-digit label, unreadable images and images with no ink are skipped and
-    listed in ``skipped``. Raises ``ImageError`` when nothing usable remains.
-    """
-    from .preprocess import prepare
-
-    images: list[np.ndarray] = []
-    labels: list[int] = []
-    sources: list[str] = []
-    skipped: list[str] = []
-    for path, err in _listing(paths):
-        if err is not None:
-            skipped.append(err)
-            continue
-        label = _label_of(path)
-        if label is None:
-            skipped.append(
-                f"{path}: no label in its name or folder (name it like 7_anna.png "
-                "or put it in a folder named 7)"
-            )
-            continue
-        if len(label) != 1:
-            skipped.append(f"{path}: label {label!r} from its name is not one digit")
-            continue
-        try:
-            prepared = prepare(path, single=True, name=path)
-        except ImageError as exc:
-            skipped.append(str(exc))
-            continue
-        if prepared.image is None:
-            skipped.append(f"{path}: {prepared.message or 'no digit found'}")
-            continue
-        images.append(prepared.image.astype(np.float32))
-        labels.append(int(label))
-        sources.append(path)
-    if not images:
-        given = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
-        if len(skipped) == 1:
-            raise NoExamplesError(f"no usable labelled example: {skipped[0]}", skipped)
-        why = f": {len(skipped)} images skipped, the first {skipped[0]}" if skipped else ""
-        raise NoExamplesError(f"{given}: no usable labelled example{why}", skipped)
-    return ExampleSet(
-        np.stack(images), np.asarray(labels, np.int64), tuple(sources), tuple(skipped)
-    )
-
-
-# ---------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class AdaptProgress:
-    """Sent to ``progress`` a few times a second while the model learns."""
-
-    step: int  # training steps done
-    elapsed: float  # seconds since adapt_model started
-    seconds: float  # the time budget
-    fraction: float  # 0..1, how far along (time or fit, whichever is further)
-    loss: float | None  # loss on the last batch (None before the first)
-    fit_accuracy: float | None  # share of the examples read right at the last check
-    mode: AdaptMode
-
-
-@dataclass(frozen=True)
-class AdaptResult:
-    """What ``adapt_model`` did. ``checkpoint`` is None when it was cancelled."""
-
-    checkpoint: Path | None
-    base: Path
-    mode: AdaptMode
-    examples: int
-    per_digit: dict[int, int]
-    skipped: tuple[str, ...]
-    steps: int
-    seconds: float  # wall time of the whole call
-    stopped: StopReason  # "fit": the examples were learnt; "time": the budget ran out
-    accuracy_before: float  # share of the examples the base read right
-    accuracy_after: float  # share the adapted model reads right
-    replay_images: int  # MNIST training images available for replay (0 in l2sp mode)
-    trained_layers: str  # which layers were trained ("features[9:] and head", "head", ...)
-    meta: dict[str, Any] = field(default_factory=dict)  # the checkpoint's metadata
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
-            "base": str(self.base),
-            "mode": self.mode,
-            "examples": self.examples,
-            "per_digit": {str(k): v for k, v in self.per_digit.items()},
-            "skipped": list(self.skipped),
-            "steps": self.steps,
-            "seconds": round(self.seconds, 2),
-            "stopped": self.stopped,
-            "accuracy_before": self.accuracy_before,
-            "accuracy_after": self.accuracy_after,
-            "replay_images": self.replay_images,
-            "trained_layers": self.trained_layers,
-        }
-
-
-# ---------------------------------------------------------------------------- paths
-
-
-def output_path(out: str | os.PathLike[str]) -> Path:
-    """Where the checkpoint will be written: ``out``, with ``.safetensors`` added if it has no
-    suffix; any other suffix is refused (the file is a safetensors checkpoint)."""
-    p = Path(out)
-    if p.suffix == "":
-        return p.with_suffix(".safetensors")
-    if p.suffix.lower() != ".safetensors":
-        raise UsageError(
-            f"--out {out}: the adapted model is a .safetensors checkpoint; name it "
-            f"{p.with_suffix('.safetensors').name}"
-        )
-    return p
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return a.samefile(b)
-    except OSError:
-        pass
-    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
-
-
-def check_out(
-    out: str | os.PathLike[str],
-    base: str | os.PathLike[str],
-    examples: Sequence[str | os.PathLike[str]],
-) -> None:
-    """Refuse an ``out`` that is the base model, one of the ``examples`` or a folder."""
-    from .checkpoint import sidecar_path
-
-    if Path(out).is_dir():
-        raise UsageError(f"--out {out}: is a folder; give a file name (me.safetensors)")
-    out, base = output_path(out), Path(base)
-    if _same_file(out, base) or _same_file(sidecar_path(out), sidecar_path(base)):
-        raise UsageError(
-            f"--out {out}: is the base model itself; write the adapted model to another file"
-        )
-    for s in examples:
-        if _same_file(out, Path(s)) or _same_file(sidecar_path(out), Path(s)):
-            raise UsageError(f"--out {out}: is one of the example files")
-
-
-# ---------------------------------------------------------------------------- training
-
-
 def _replay_data(data_dir: str | os.PathLike[str] | None) -> tuple[np.ndarray, np.ndarray] | None:
     """MNIST training images for replay, or None when this machine has none.
 
     A ``data_dir`` given explicitly must hold them (a DataError says what is wrong); without
     one, ``$DIGITNET_DATA`` and the user cache are tried quietly.
     """
-    from .data.mnist import load_mnist, resolve_data_dir
+    from ..data.mnist import load_mnist, resolve_data_dir
 
     try:
         return load_mnist(resolve_data_dir(data_dir), "train")
@@ -391,7 +133,7 @@ def adapt_model(
     t0 = time.monotonic()
     if not seconds > 0:
         raise UsageError(f"--seconds must be positive, not {seconds}")
-    from .inference import bundled_model_path
+    from ..inference import bundled_model_path
 
     base_path = Path(base) if base is not None else bundled_model_path()
     out_path = output_path(out)
@@ -407,9 +149,9 @@ def adapt_model(
     import torch
     import torch.nn.functional as F
 
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .data.tensors import DeviceDataset, augment_batch
-    from .engine.config import AugmentConfig
+    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..data.tensors import DeviceDataset, augment_batch
+    from ..engine.config import AugmentConfig
 
     model, base_meta = load_checkpoint(base_path, device="cpu")
     spec = base_meta.get("input") or {"kind": "standardize", "mean": 0.1307, "std": 0.3081}
@@ -564,7 +306,7 @@ def _fit(model, user, aug, g, bg) -> bool:
     digits, which is what the person will write next)."""
     import torch
 
-    from .data.tensors import augment_batch
+    from ..data.tensors import augment_batch
 
     with torch.no_grad():
         if not bool((model(user.images).argmax(1) == user.labels).all()):
