@@ -181,12 +181,12 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         import torch
 
-        torch.set_num_threads(
-            args.threads
-        )  # the evaluations and --classical too, not only training
+        # the evaluations and --classical too, not only training
+        torch.set_num_threads(args.threads)
     if args.classical:
         from ..experiments.classical import measure_classical
 
+        assert dest is not None  # --classical without --results was refused above
         c0 = plan.entries[0].config
         for row in measure_classical(c0.data_dir, c0.limit_train, dest, threads=args.threads):
             if not args.quiet:
@@ -283,6 +283,7 @@ def _best_confusion(out, records, summary, figures: bool) -> None:
     from ..inference import load_predictor
 
     b = best_run(records)
+    assert b is not None  # the caller passes at least one record
     ckpt = out / b.run_dir / "model.safetensors"
     pred = load_predictor(ckpt, backend="torch")
     model = pred.model

@@ -176,8 +176,8 @@ def curves_from_history(
     for key, label, ax in panels:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        v = [x for x in seen[key] if x > 0 and np.isfinite(x)]
-        if "loss" in key and v and max(v) / min(v) > 10:
+        positive = [x for x in seen[key] if x > 0 and np.isfinite(x)]
+        if "loss" in key and positive and max(positive) / min(positive) > 10:
             # Losses span 2.3 (chance) to ~0.001: a log axis keeps the late epochs readable.
             ax.set_yscale("log")
             ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -207,7 +207,7 @@ def _ep(e: Any) -> str:
 
 # How each kind of bar is drawn in Figure 6: measured here (solid, error bar), measured here
 # with scikit-learn (hatched), cited from the literature (light, cross-hatched, no error bar).
-_KIND_STYLE = {
+_KIND_STYLE: dict[str, dict[str, str | None]] = {
     "measured": {
         "color": "#4c72b0",
         "hatch": None,

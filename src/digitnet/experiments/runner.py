@@ -283,9 +283,11 @@ def run_experiment(
             if s not in plan.seeds(e):
                 continue
             rd = run_dir(plan.out, e.label, s)
-            rec = rd / RECORD
-            if rec.exists() or rec.is_symlink():
-                _check_same(rd, read_record(rec).config, dataclasses.replace(e.config, seed=s))
+            record_path = rd / RECORD
+            if record_path.exists() or record_path.is_symlink():
+                _check_same(
+                    rd, read_record(record_path).config, dataclasses.replace(e.config, seed=s)
+                )
                 continue
             todo.append((e, s))
     total = plan.total_runs()
@@ -295,13 +297,14 @@ def run_experiment(
 
     datasets: dict[tuple, Any] = {}
     for i, (e, s) in enumerate(todo):
-        cfg = dataclasses.replace(e.config, seed=s, out=str(run_dir(plan.out, e.label, s)))
-        last = Path(cfg.out) / "last.safetensors"
+        out = run_dir(plan.out, e.label, s)
+        cfg = dataclasses.replace(e.config, seed=s, out=str(out))
+        last = out / "last.safetensors"
         resume = None
         if last.exists():
             from ..checkpoint import read_metadata
 
-            _check_same(Path(cfg.out), read_metadata(last)["config"], cfg)
+            _check_same(out, read_metadata(last)["config"], cfg)
             resume = last
         # load_datasets applies limit_train, val_split and the input scaling (raw 0..255 for
         # the course recipe): runs that agree on those share one copy in memory.
@@ -346,9 +349,9 @@ def run_experiment(
             history=[m.to_row() for m in result.history],
             resumed_from_step=start.start_step,
             config=cfg.to_dict(),
-            run_dir=str(Path(cfg.out).relative_to(plan.out)),
+            run_dir=str(out.relative_to(plan.out)),
         )
-        write_json(Path(cfg.out) / RECORD, rec.to_json())
+        write_json(out / RECORD, rec.to_json())
         final_evaluation(plan.out, rec, model=result.model, datasets=datasets[key])
         done += 1
     return load_records(plan), False

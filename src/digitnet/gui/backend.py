@@ -13,9 +13,9 @@ import dataclasses
 import math
 import os
 import threading
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -205,10 +205,7 @@ def read_files(
     total = len(preprocess.list_images(names))
     jobs = max(1, (os.cpu_count() or 2) - 1)
     # A generator: closing it stops the reading service's worker processes at once.
-    readings = cast(
-        Generator[preprocess.Reading, None, None],
-        preprocess.read_files(names, lambda: load_predictor(model_path), jobs=jobs),
-    )
+    readings = preprocess.read_files(names, lambda: load_predictor(model_path), jobs=jobs)
     n_target = n_right = n_read = done = 0
     try:
         for r in readings:

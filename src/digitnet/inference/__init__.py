@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, overload
 
 from ..errors import CheckpointError, UsageError
 from .base import (
@@ -132,6 +133,29 @@ def _current_twin(pred: OnnxPredictor) -> bool:
     return source is None or pred.meta.get("source_save_id") == source
 
 
+# backend="torch" always gives a TorchPredictor (its ``model`` is the torch module).
+@overload
+def load_predictor(
+    path: str | os.PathLike[str] | None,
+    backend: Literal["torch"],
+    device: str = ...,
+    threads: int | None = ...,
+) -> TorchPredictor: ...
+@overload
+def load_predictor(
+    path: str | os.PathLike[str] | None = ...,
+    *,
+    backend: Literal["torch"],
+    device: str = ...,
+    threads: int | None = ...,
+) -> TorchPredictor: ...
+@overload
+def load_predictor(
+    path: str | os.PathLike[str] | None = ...,
+    backend: str = ...,
+    device: str = ...,
+    threads: int | None = ...,
+) -> Predictor: ...
 def load_predictor(
     path: str | os.PathLike[str] | None = None,
     backend: str = "auto",
