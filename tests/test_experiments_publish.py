@@ -431,7 +431,7 @@ def test_classical_on_the_same_data(finished, tmp_path):
         assert 0.5 < r["test_accuracy"]["mean"] <= 1 and r["train_seconds_mean"] >= 0
         assert "scikit-learn" in r["source"]
     c = json.loads((res / "classical.json").read_text(encoding="utf-8"))["rows"]
-    assert {r["train_images"] for r in c} == {400} and {r["test_images"] for r in c} == {300}
+    assert {r["train_images"] for r in c} == {400} and {r["test_images"] for r in c} == {500}
 
 
 def test_record_from_an_older_config_still_counts(finished, tmp_path):
