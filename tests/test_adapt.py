@@ -170,7 +170,7 @@ def test_cli_end_to_end_with_replay(
     assert rc == 0 and len(lines) == 20
     rc = main(["evaluate", str(out), "--data-dir", str(tiny_mnist), "--json"])
     assert rc == 0
-    assert json.loads(capsys.readouterr().out)["n"] == 300
+    assert json.loads(capsys.readouterr().out)["n"] == 500  # the fixture's test digits
 
 
 def test_l2sp_without_mnist_trains_only_the_top(
