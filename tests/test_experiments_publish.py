@@ -447,3 +447,31 @@ def test_record_from_an_older_config_still_counts(finished, tmp_path):
     p.write_text(json.dumps(d), encoding="utf-8")
     plan2 = make_plan(file=load_experiment_file(f), out=str(out))
     assert len(load_records(plan2)) == 5
+
+
+def test_summarize_from_records_alone(finished, tmp_path, capsys):
+    """Records copied without checkpoints (as committed in experiments/records/) still summarise."""
+    import shutil
+
+    plan, f = finished
+    copy = tmp_path / "copy"
+    for rec in plan.out.glob("runs/*/*/record.json"):
+        dst = copy / rec.parent.relative_to(plan.out)
+        dst.mkdir(parents=True)
+        for name in ("record.json", "final_eval.json", "config.json"):
+            shutil.copy(rec.parent / name, dst / name)
+    argv = [
+        "experiment",
+        "--config",
+        str(f),
+        "--out",
+        str(copy),
+        "--summarize",
+        "--quiet",
+        "--results",
+        str(tmp_path / "res"),
+        "--no-figures",
+    ]
+    assert main(argv) == 0
+    assert "no confusion matrix" in capsys.readouterr().err
+    assert len(_read_csv(tmp_path / "res" / "runs.csv")) == 5

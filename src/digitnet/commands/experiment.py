@@ -285,6 +285,11 @@ def _best_confusion(out, records, summary, figures: bool) -> None:
     b = best_run(records)
     assert b is not None  # the caller passes at least one record
     ckpt = out / b.run_dir / "model.safetensors"
+    if not ckpt.is_file():
+        # Records copied without their checkpoints (experiments/records/ in the repository):
+        # the tables need only the records; the best run's confusion matrix needs its model.
+        print(f"note: {ckpt} not found: no confusion matrix for the best run", file=sys.stderr)
+        return
     pred = load_predictor(ckpt, backend="torch")
     model = pred.model
     xte, yte = load_mnist(resolve_data_dir(b.config.get("data_dir")), "test")
