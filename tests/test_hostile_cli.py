@@ -20,7 +20,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 import zlib
@@ -55,35 +54,66 @@ class Result:
     rss: int  # bytes
 
 
+# Linux hands a child the high-water RSS of the process it was forked (or vforked) from, carried
+# across exec: measured straight from a pytest process that has grown to gigabytes, every child
+# would "use" gigabytes. So a small launcher starts the command and reports its rusage instead.
+_LAUNCHER = """
+import json, os, subprocess, sys
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL)
+_, status, u = os.wait4(p.pid, 0)
+with open(sys.argv[1], "w") as fh:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "cpu": u.ru_utime + u.ru_stime,
+               "rss": u.ru_maxrss * 1024}, fh)
+"""
+
+
 def run_cli(argv: list[str], cwd: Path, timeout: float | None = None) -> Result:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONWARNINGS": "ignore"}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        usage_file = Path(tmp) / "usage.json"
         t0 = time.monotonic()
         p = subprocess.Popen(
-            [sys.executable, "-m", "digitnet", *argv],
+            [
+                sys.executable,
+                "-c",
+                _LAUNCHER,
+                str(usage_file),
+                sys.executable,
+                "-m",
+                "digitnet",
+                *argv,
+            ],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
             cwd=cwd,
             env=env,
+            start_new_session=True,
         )
-        timer = threading.Timer(MAX_WALL if timeout is None else timeout, p.kill)
-        timer.start()
         try:
-            _, status, usage = os.wait4(p.pid, 0)
-        finally:
-            timer.cancel()
-        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here; tell Popen
+            p.wait(MAX_WALL if timeout is None else timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)  # the launcher and the command with it
+            p.wait()
         seconds = time.monotonic() - t0
         out.seek(0)
         err.seek(0)
+        usage = (
+            json.loads(usage_file.read_text())
+            if usage_file.exists()
+            else {"code": -9, "cpu": float("inf"), "rss": 0}
+        )
         return Result(
-            p.returncode,
+            usage["code"],
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
             seconds,
-            usage.ru_utime + usage.ru_stime,
-            usage.ru_maxrss * 1024,
+            usage["cpu"],
+            usage["rss"],
         )
 
 
@@ -477,3 +507,18 @@ def test_a_good_checkpoint_with_a_nested_sidecar_still_loads(corpus: Path) -> No
         cwd=corpus,
     )
     assert r.code == 0, r.err
+
+
+def test_the_runner_measures_the_command_not_this_process(tmp_path: Path) -> None:
+    # The memory bound must be able to fail: a command that holds 400 MB is seen as such, and a
+    # trivial one is not charged with this (large) pytest process's own peak.
+    ballast = bytearray(600 << 20)  # this process grows; the children must not inherit it
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touched, so it is resident
+    r = run_cli(["models", "--json"], tmp_path)
+    assert r.code == 0 and r.rss < 500 << 20, f"{r.rss / 2**20:.0f} MiB"
+    del ballast
+    code = "b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096])"
+    env_py = [sys.executable, "-c", code]
+    usage = tmp_path / "u.json"
+    subprocess.run([sys.executable, "-c", _LAUNCHER, str(usage), *env_py], check=True)
+    assert json.loads(usage.read_text())["rss"] > 400 << 20
