@@ -184,9 +184,10 @@ def calibrate_run(
 
     import torch
 
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import save_checkpoint
     from .data.datasets import load_datasets
     from .data.tensors import augment_batch
+    from .inference import load_predictor
 
     if not getattr(config, "val_split", 0):
         return None
@@ -195,7 +196,8 @@ def calibrate_run(
     data = load_datasets(cfg, torch.device("cpu"))
     if data.val is None:
         return None
-    model, meta = load_checkpoint(checkpoint, device="cpu")
+    loaded = load_predictor(checkpoint, backend="torch", device="cpu")
+    model, meta = loaded.model, dict(loaded.meta)
     images, labels = [data.val.images], [data.val.labels]
     copies = augmented_copies if cfg.augment.enabled else 0
     g = torch.Generator().manual_seed(20241)  # fixed: the same copies for every run

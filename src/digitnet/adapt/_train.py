@@ -149,12 +149,15 @@ def adapt_model(
     import torch
     import torch.nn.functional as F
 
-    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..checkpoint import save_checkpoint
     from ..data.tensors import DeviceDataset, augment_batch
     from ..engine.config import AugmentConfig
+    from ..inference import DEFAULT_INPUT, load_predictor
 
-    model, base_meta = load_checkpoint(base_path, device="cpu")
-    spec = base_meta.get("input") or {"kind": "standardize", "mean": 0.1307, "std": 0.3081}
+    # The one loading function (schema, weights and a sanity forward pass checked), torch side.
+    loaded = load_predictor(base_path, backend="torch", device="cpu")
+    model, base_meta = loaded.model, dict(loaded.meta)
+    spec = base_meta.get("input") or dict(DEFAULT_INPUT)
     replay = _replay_data(data_dir)
     mode: AdaptMode = "replay" if replay is not None else "l2sp"
     smoothing = float((base_meta.get("config") or {}).get("label_smoothing") or 0.0)
