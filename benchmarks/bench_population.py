@@ -57,7 +57,13 @@ def mnist_reference(predictor, data_dir: Path | None) -> dict:
     return _row("mnist-test-28x28", list(p.max(1)), list(p.argmax(1) == y))
 
 
-def run(model: str | None, quick: bool, data_dir: Path | None, batch: int = 64) -> dict:
+def run(
+    model: str | None,
+    quick: bool,
+    data_dir: Path | None,
+    batch: int = 64,
+    only: tuple[str, ...] = populations.POPULATIONS,
+) -> dict:
     from digitnet.preprocess import read_digits
 
     try:
@@ -69,7 +75,7 @@ def run(model: str | None, quick: bool, data_dir: Path | None, batch: int = 64) 
 
         predictor = Predictor.load(model)
     cal = predictor.meta.get("calibration")
-    samples = list(populations.all_populations(quick=quick, data_dir=data_dir))
+    samples = list(populations.all_populations(quick=quick, data_dir=data_dir, only=only))
     t0 = time.perf_counter()
     conf: list[float] = []
     ok: list[bool] = []
@@ -89,7 +95,12 @@ def run(model: str | None, quick: bool, data_dir: Path | None, batch: int = 64) 
     styles: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         groups[s[2]].append(i)
-        if s[2] == "allographs":
+        if s[2].startswith("numbers/"):
+            framed, spacing = s[3].split("|")
+            styles[f"{s[2]} {framed}"].append(i)
+            styles[f"{s[2]} {spacing}"].append(i)
+            styles[f"numbers {spacing}"].append(i)
+        elif s[2] == "allographs":
             shape, look = s[3].split("|")
             styles[f"allographs {shape}"].append(i)
             styles[f"allographs {look}"].append(i)
@@ -108,12 +119,32 @@ def run(model: str | None, quick: bool, data_dir: Path | None, batch: int = 64) 
         "reference": mnist_reference(predictor, data_dir),
         "populations": [_row(g, *pick(idx)) for g, idx in groups.items()],
         "styles": [_row(g, *pick(idx)) for g, idx in sorted(styles.items())],
+        # Of the numbers read wrong, how many have the wrong number of digits (a segmentation
+        # error: touching digits merged, one digit split) and how many the right count.
+        "number_errors": _number_errors(samples, texts, ok),
         "wrong": [
             {"population": s[2], "style": s[3], "label": s[1], "read": texts[i]}
             for i, s in enumerate(samples)
             if not ok[i]
         ][:400],
     }
+    return out
+
+
+def _number_errors(samples: list, texts: list[str], ok: list[bool]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for s, text, right in zip(samples, texts, ok, strict=True):
+        if not s[2].startswith("numbers/"):
+            continue
+        spacing = s[3].split("|")[1]
+        row = out.setdefault(spacing, {"numbers": 0, "wrong": 0, "merged": 0, "split": 0})
+        row["numbers"] += 1
+        if not right:
+            row["wrong"] += 1
+            if len(text) < len(s[1]):
+                row["merged"] += 1
+            elif len(text) > len(s[1]):
+                row["split"] += 1
     return out
 
 
@@ -134,8 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, help="MNIST folder (default $DIGITNET_DATA)")
     ap.add_argument("--json", type=Path, metavar="OUT", help="also write the results here")
     ap.add_argument("--styles", action="store_true", help="print the per-style table too")
+    ap.add_argument(
+        "--only",
+        default=",".join(populations.POPULATIONS),
+        help="populations to read, comma-separated (default: all of "
+        + ", ".join(populations.POPULATIONS)
+        + ")",
+    )
     args = ap.parse_args(argv)
-    res = run(args.model, args.quick, args.data_dir)
+    only = tuple(args.only.split(","))
+    if unknown := set(only) - set(populations.POPULATIONS):
+        ap.error(f"--only: unknown population {sorted(unknown)[0]!r}")
+    res = run(args.model, args.quick, args.data_dir, only=only)
     cal = res["calibration"]
     print(
         f"model {res['model']} (save_id {res['save_id']}), temperature "
@@ -145,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     _print_table([res["reference"], *res["populations"]], "per population")
     if args.styles:
         _print_table(res["styles"], "per style")
+    print("\nnumbers read wrong: too few digits (merged) / too many (split) / right count")
+    for spacing, r in sorted(res["number_errors"].items()):
+        same = r["wrong"] - r["merged"] - r["split"]
+        print(
+            f"  {spacing:<9} {r['numbers']:>4} numbers: {r['wrong']} wrong = "
+            f"{r['merged']} merged + {r['split']} split + {same} misread"
+        )
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")
     return 0

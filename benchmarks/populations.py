@@ -170,8 +170,9 @@ def allograph_population(per_style: int = 3, seed: int = ALLOGRAPH_SEED) -> Iter
                     )
 
 
-def _compose(inks: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """Digits side by side with handwriting-like spacing (one gap in six touching)."""
+def _compose(inks: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Digits side by side with handwriting-like spacing (one gap in six touching), and whether
+    any two neighbours touch (a gap of 0 or less: their boxes meet or overlap)."""
     height = max(p.shape[0] for p in inks)
     gaps = [
         int(height * (rng.uniform(-0.04, 0.0) if rng.random() < 1 / 6 else rng.uniform(0.08, 0.35)))
@@ -190,7 +191,7 @@ def _compose(inks: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
             canvas[y : y + p.shape[0], x : x + w], p[:, :w]
         )
         x += p.shape[1]
-    return canvas
+    return canvas, any(g <= 0 for g in gaps)
 
 
 def _crop(ink: np.ndarray) -> np.ndarray:
@@ -236,12 +237,24 @@ def number_population(count: int = 200, seed: int = NUMBER_SEED) -> Iterator[Sam
             ]
             label = "".join(str(int(labels[i])) for i in idx)
             pop = "numbers/load_digits"
-        yield present(_compose(inks, rng), look, framing, rng), label, pop, f"{look}/{framing}"
+        canvas, touching = _compose(inks, rng)
+        spacing = "touching" if touching else "apart"
+        yield present(canvas, look, framing, rng), label, pop, f"{look}/{framing}|{spacing}"
 
 
-def all_populations(quick: bool = False, data_dir: Path | None = None) -> Iterator[Sample]:
-    """Every population; ``quick`` takes about a fifth of each (for trying settings)."""
-    yield from mnist_population(220 if quick else 1100, data_dir=data_dir)
-    yield from load_digits_population(360 if quick else None)
-    yield from allograph_population(1 if quick else 3)
-    yield from number_population(60 if quick else 200)
+POPULATIONS = ("mnist", "load_digits", "allographs", "numbers")
+
+
+def all_populations(
+    quick: bool = False, data_dir: Path | None = None, only: tuple[str, ...] = POPULATIONS
+) -> Iterator[Sample]:
+    """Every population (or those named in ``only``); ``quick`` takes about a fifth of each (for
+    trying settings)."""
+    if "mnist" in only:
+        yield from mnist_population(220 if quick else 1100, data_dir=data_dir)
+    if "load_digits" in only:
+        yield from load_digits_population(360 if quick else None)
+    if "allographs" in only:
+        yield from allograph_population(1 if quick else 3)
+    if "numbers" in only:
+        yield from number_population(60 if quick else 200)
