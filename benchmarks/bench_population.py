@@ -95,7 +95,7 @@ def run(
     styles: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         groups[s[2]].append(i)
-        if s[2].startswith("numbers/"):
+        if "|" in s[3] and s[2].startswith("numbers/"):
             framed, spacing = s[3].split("|")
             styles[f"{s[2]} {framed}"].append(i)
             styles[f"{s[2]} {spacing}"].append(i)
@@ -136,7 +136,7 @@ def _number_errors(samples: list, texts: list[str], ok: list[bool]) -> dict[str,
     for s, text, right in zip(samples, texts, ok, strict=True):
         if not s[2].startswith("numbers/"):
             continue
-        spacing = s[3].split("|")[1]
+        spacing = s[3].split("|")[1] if "|" in s[3] else "mnist"
         row = out.setdefault(spacing, {"numbers": 0, "wrong": 0, "merged": 0, "split": 0})
         row["numbers"] += 1
         if not right:

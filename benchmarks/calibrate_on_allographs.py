@@ -5,7 +5,7 @@
 For a model trained on every MNIST training image (no validation split is left to fit on):
 ``--count`` allographs drawn by ``digitnet.data.allographs.training_pool`` with seed 31337,
 which no training run or benchmark uses, rendered as training renders them. This is how the
-bundled model's ``meta["calibration"]`` was made (T = 0.632 on 2,000 images).
+previous bundled model's ``meta["calibration"]`` was made (T = 0.632 on 2,000 images).
 """
 
 from __future__ import annotations

@@ -64,8 +64,8 @@ def test_clip_shaves_one_side(batch):
     assert same[:, :, 12:16, 12:16].float().mean() > 0.95
 
 
-def test_writers_recipe_models_writer_variation(batch):
-    aug = RECIPES["writers"]["augment"]
+def test_default_recipe_models_writer_variation(batch):
+    aug = RECIPES["default"]["augment"]
     assert aug.aspect > 0 and aug.pen_lift > 0 and aug.clip > 0 and aug.allographs > 0
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     a = augment_batch(batch.images, aug, g1, batch.background)

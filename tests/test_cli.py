@@ -106,7 +106,10 @@ def test_bundled_model_reaches_99_4_percent_on_mnist_test(mnist_dir):
 
     p = load_predictor(None, backend="torch")
     assert p.path == bundled_model_path()
-    assert p.meta["data"]["train_images"] == 24345
+    data = p.meta["data"]
+    assert data["train_file_items"] == 24345
+    assert data["train_images"] + data["val_images"] == 24345  # 1,000 held out to calibrate
+    assert p.meta["calibration"]["split"] == "validation"
     x, y = load_mnist(mnist_dir, "test")
     probs = p.predict_proba(x.astype("float32") / 255.0)
     acc = float((probs.argmax(1) == y).mean())

@@ -507,3 +507,26 @@ def test_one_cycle_history_never_records_a_step_past_the_schedule(tiny_mnist, tm
     lrs = [m.lr for m in fit(cfg).history]
     assert all(lr > 0 for lr in lrs)
     assert lrs[-1] == pytest.approx(cfg.lr / 10 / 100)  # div_factor 10, final_div_factor 100
+
+
+def test_default_recipe_holds_out_its_calibration_split(tiny_mnist):
+    from digitnet.data.datasets import DEFAULT_VAL_SPLIT, load_datasets
+
+    cpu = torch.device("cpu")
+    cfg = resolve_config(data_dir=str(tiny_mnist))
+    assert cfg.val_split == DEFAULT_VAL_SPLIT and cfg.augment.allographs > 0
+    # On a training set under ten times the split, the recipe's own hold-out is a tenth of it.
+    data = load_datasets(cfg, cpu)
+    assert data.val is not None and len(data.val) == 120
+    assert data.description["train_images"] == 1080
+    small = load_datasets(resolve_config(data_dir=str(tiny_mnist), limit_train=500), cpu)
+    assert small.val is not None and len(small.val) == 50
+    # Another recipe, or an explicit split, is taken as given.
+    fast = load_datasets(
+        resolve_config(recipe="fast", data_dir=str(tiny_mnist), val_split=300), cpu
+    )
+    assert fast.val is not None and len(fast.val) == 300
+    none = load_datasets(resolve_config(data_dir=str(tiny_mnist), val_split=0), cpu)
+    assert none.val is None
+    with pytest.raises(UsageError, match="leaves no training images"):
+        load_datasets(resolve_config(recipe="fast", data_dir=str(tiny_mnist), val_split=1200), cpu)

@@ -63,7 +63,12 @@ def test_published_plan_matches_the_full_length_recipes():
     assert by["course"].config.epochs == 50 and by["course"].config.lr == 1e-4
     assert by["course"].config.input == "raw255"
     assert by["course_relu"].config.model_args == {"activation": "relu"}
-    assert by["course_relu"].config.recipe == "default"
+    assert by["course_relu"].config.recipe == "classic"
+    # The default-recipe networks use the classic recipe: every run on all training images.
+    for label in ("digitnet", "lenet5", "mlp", "resnet", "course_relu"):
+        cfg = by[label].config
+        assert cfg.recipe == "classic" and cfg.val_split == 0 and cfg.epochs == 15, label
+        assert cfg.augment.allographs == 0.0, label
 
 
 @pytest.mark.parametrize(
@@ -167,7 +172,7 @@ def finished(tiny_mnist, tmp_path_factory):
     f = out / "e.toml"
     f.write_text(
         f'runs = 2\nlimit_train = 400\ndata_dir = "{tiny_mnist}"\nthreads = 1\n'
-        '[models.mlp]\nruns = 3\nepochs = 1\n[models.course]\nrecipe = "course"\nepochs = 2\n',
+        '[models.mlp]\nrecipe = "classic"\nruns = 3\nepochs = 1\n[models.course]\nrecipe = "course"\nepochs = 2\n',
         encoding="utf-8",
     )
     plan = make_plan(file=load_experiment_file(f), out=str(out / "exp"))

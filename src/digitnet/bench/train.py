@@ -24,7 +24,15 @@ __all__ = ["LEVELS", "TRAIN_RECIPES", "bench_train", "peak_rss_mb", "summarise"]
 
 LEVELS = (0.990, 0.993, 0.995)
 # Ours first, then the peers (the recipes named after where they come from).
-TRAIN_RECIPES = ("fast", "default", "pytorch_example", "keras_example", "paper", "course")
+TRAIN_RECIPES = (
+    "fast",
+    "classic",
+    "default",
+    "pytorch_example",
+    "keras_example",
+    "paper",
+    "course",
+)
 
 
 def peak_rss_mb() -> float:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from ..engine.config import TrainConfig
 
-__all__ = ["VAL_SPLIT_SEED", "Datasets", "load_datasets"]
+__all__ = ["DEFAULT_VAL_SPLIT", "VAL_SPLIT_SEED", "Datasets", "load_datasets"]
 
 # The held-out split is drawn with a fixed seed (independent of the run's) so that every run
 # and every model selects on the same images.
@@ -31,6 +31,13 @@ class Datasets:
     val: DeviceDataset | None
     test: DeviceDataset
     description: dict[str, Any]  # stored in checkpoint metadata (folder, counts, settings)
+
+
+# Images the default recipe holds out of training to fit its confidence calibration (the
+# temperature; never the test set). Where the training set is small (``limit_train``, a small
+# MNIST folder) it holds out a tenth of it instead: DEFAULT_VAL_SPLIT applies only where it
+# leaves at least nine tenths for training.
+DEFAULT_VAL_SPLIT = 1000
 
 
 def load_datasets(cfg: TrainConfig, device: torch.device) -> Datasets:
@@ -51,13 +58,16 @@ def load_datasets(cfg: TrainConfig, device: torch.device) -> Datasets:
     if cfg.limit_train is not None:
         xtr, ytr = xtr[: cfg.limit_train], ytr[: cfg.limit_train]
     xval = yval = None
-    if cfg.val_split:
-        if cfg.val_split >= len(ytr):
+    n_val = cfg.val_split
+    if cfg.recipe == "default" and n_val == DEFAULT_VAL_SPLIT and 10 * n_val > len(ytr):
+        n_val = len(ytr) // 10  # the recipe's own hold-out on a small training set
+    if n_val:
+        if n_val >= len(ytr):
             raise UsageError(
                 f"--val-split {cfg.val_split} leaves no training images (only {len(ytr)})"
             )
         order = np.random.default_rng(VAL_SPLIT_SEED).permutation(len(ytr))
-        vi, ti = np.sort(order[: cfg.val_split]), np.sort(order[cfg.val_split :])
+        vi, ti = np.sort(order[:n_val]), np.sort(order[n_val:])
         xval, yval, xtr, ytr = xtr[vi], ytr[vi], xtr[ti], ytr[ti]
     n_mnist, n_allo = len(ytr), 0
     if cfg.augment.enabled and cfg.augment.allographs > 0:

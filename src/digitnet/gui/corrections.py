@@ -39,6 +39,13 @@ def check_label(text: str) -> str:
     return t
 
 
+def _mtime_ns(p: Path) -> int:
+    try:
+        return p.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 class CorrectionStore:
     """Corrections in ``folder`` (created on the first save)."""
 
@@ -91,7 +98,8 @@ class CorrectionStore:
         for p in self.folder.iterdir():
             if p.is_file() and p.suffix.lower() in backend.IMAGE_SUFFIXES and _NAME.match(p.stem):
                 out.append(self._entry(p))
-        return sorted(out, key=lambda c: (c.stamp, c.path.name))
+        # Saves within one millisecond share a stamp: the file times order them.
+        return sorted(out, key=lambda c: (c.stamp, _mtime_ns(c.path), c.path.name))
 
     def remove(self, path: str | Path) -> None:
         """Delete one correction; only files inside this store's folder."""
