@@ -264,19 +264,24 @@ def figure6(summary: dict[str, Any], path: Path) -> None:
 
     def name(r: dict[str, Any]) -> str:
         if r["kind"] != "measured":
-            return textwrap.fill(r["model"], 24)
+            return textwrap.shorten(r["model"], 64, placeholder="...")
         runs = f"{r['runs']}" + (
             f" of {r['runs_planned']}" if r.get("runs_planned") not in (None, r["runs"]) else ""
         )
-        return f"{r['model']}\n{r['recipe']}, {_ep(r['epochs'])} ep\n{runs} runs"
+        return f"{r['model']} ({r['recipe']}, {_ep(r['epochs'])} ep, {runs} runs)"
 
-    ax.set_xticks(x, [name(r) for r in rows], rotation=35, ha="right", fontsize=9)
+    # One line per label, rotated about its right end: multi-line labels of neighbouring bars
+    # overlapped once there were a dozen bars.
+    ax.set_xticks(
+        x, [name(r) for r in rows], rotation=50, ha="right", rotation_mode="anchor", fontsize=9
+    )
     ax.set_ylabel("test accuracy (%, axis not from 0)")
     ax.set_title(
         f"Figure 6 again: test accuracy on the 10,000 MNIST test images\n"
         f"measured rows trained on {images_text(summary['trained_on'])} images; "
         f"{summary['machine']}",
         fontsize=12,
+        pad=26,
     )
     ax.grid(axis="y", alpha=0.3)
     kinds = [k for k in ("measured", "classical", "reported") if any(r["kind"] == k for r in rows)]
@@ -289,12 +294,13 @@ def figure6(summary: dict[str, Any], path: Path) -> None:
         )
         for k in kinds
     ]
+    # Between the title and the bars, one row: every part of the axes below holds a bar.
     ax.legend(
         handles=handles,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.3),
-        ncol=2,
-        fontsize=10,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=len(handles),
+        fontsize=9,
         frameon=False,
     )
     _save(fig, path)
