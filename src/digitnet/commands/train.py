@@ -66,7 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit-train", type=int, metavar="N", help="train on the first N images only")
     p.add_argument(
-        "--val-split", type=int, metavar="N", help="hold out N training images for model selection"
+        "--val-split",
+        type=int,
+        metavar="N",
+        help="hold out N training images for model selection and the confidence "
+        "calibration (default: the recipe's; the default recipe holds out 1,000, or a "
+        "tenth of a smaller training set; 0 = none, no calibration)",
     )
     p.add_argument(
         "--eval-every",
