@@ -15,6 +15,7 @@ from PIL import Image
 from ._candidates import DigitCrop, Prepared, SplitSource, crops_of, join_candidates
 from ._ink import ink_layer
 from ._load import ImageSource, as_float, decode, from_array, from_pil, resize_box, shape_of
+from ._rules import remove_ruling
 from ._segment import cut_candidates, find_pieces, path_candidate
 
 __all__ = ["prepare", "prepare_single", "segment"]
@@ -45,7 +46,7 @@ def _shrunk(gray: np.ndarray | Image.Image, f: float) -> np.ndarray:
 
 
 def _locate(gray: np.ndarray, single: bool):
-    layer = ink_layer(gray)
+    layer = remove_ruling(ink_layer(gray))
     if layer.message:
         return layer, None, [], layer.message
     lab, pieces, message = find_pieces(layer.mask, single=single)
