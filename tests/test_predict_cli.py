@@ -330,8 +330,12 @@ def test_real_ctrl_c_with_worker_processes(tmp_path):
     import subprocess
     import sys
 
-    for i in range(400):
-        draw(tmp_path / f"{i:03d}_1.png", "1")
+    # Enough images that the command cannot finish before the signal arrives (an idle machine
+    # reads a few hundred a second): one drawing, copied.
+    draw(tmp_path / "0000_1.png", "1")
+    data = (tmp_path / "0000_1.png").read_bytes()
+    for i in range(1, 3000):
+        (tmp_path / f"{i:04d}_1.png").write_bytes(data)
     p = subprocess.Popen(
         [sys.executable, "-m", "digitnet", "predict", str(tmp_path), "--json", "--jobs", "2"],
         stdout=subprocess.PIPE,
@@ -351,5 +355,5 @@ def test_real_ctrl_c_with_worker_processes(tmp_path):
     p.stderr.close()
     assert p.wait(timeout=60) == 130, err[-2000:]
     rows = [json.loads(ln) for ln in got.decode().splitlines()]
-    assert 1 <= len(rows) < 400 and all(r["text"] == "1" for r in rows)
+    assert 1 <= len(rows) < 3000 and all(r["text"] == "1" for r in rows)
     assert "interrupted after" in err and "Traceback" not in err and "KeyboardInterrupt" not in err
