@@ -336,10 +336,14 @@ def test_real_ctrl_c_with_worker_processes(tmp_path):
     data = (tmp_path / "0000_1.png").read_bytes()
     for i in range(1, 3000):
         (tmp_path / f"{i:04d}_1.png").write_bytes(data)
+    # As from a terminal: Ctrl-C handled by default in the child, whatever this test process
+    # (or the shell that started it in the background) set for SIGINT; an ignored SIGINT is
+    # inherited across exec, and Python then rightly leaves it ignored.
     p = subprocess.Popen(
         [sys.executable, "-m", "digitnet", "predict", str(tmp_path), "--json", "--jobs", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     fd = p.stdout.fileno()
     got = b""
