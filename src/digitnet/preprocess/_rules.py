@@ -5,8 +5,9 @@ that run across the whole image; segmentation then reads the box as a 0 and the 
 Lines are found as bands of rows (or columns) whose ink crosses at least _SPAN of the image,
 each band thin (at most _THICK of the image's other side). They are removed only where the
 pattern is unmistakably ruling: two or more such bands in each direction (a box, a grid) or
-three or more parallel ones (ruled paper). A tight crop of a single digit has at most one
-such band per direction (a 7's bar, a 1's stem), so it is left alone. Where a stroke crosses a
+three or more parallel ones (ruled paper); a single band is removed when it is a line under
+the writing (``_underline``). A tight crop of a single digit has at most one such band per
+direction (a 7's bar, a 1's stem), so it is left alone. Where a stroke crosses a
 line (ink on both sides of the band), the band's pixels are kept, so the digit stays whole.
 """
 
@@ -48,6 +49,27 @@ def _clear_rows(mask: np.ndarray, bands: list[tuple[int, int]]) -> np.ndarray:
     return out
 
 
+def _underline(mask: np.ndarray, band: tuple[int, int]) -> bool:
+    """Is the one full-width band ``band`` a line drawn under the writing? It lies in the lower
+    half, the ink above it spans at most _UNDER_SPAN of the width (an underline runs past the
+    digits; a tight crop's own base stroke, a 2's, spans the digit), and the two rows just above
+    it hold ink in at most _UNDER_TOUCH of their columns (the writing barely touches it)."""
+    a = band[0]
+    h, w = mask.shape
+    if a < h // 2 or a < 3:
+        return False
+    above = mask[:a]
+    cols = np.flatnonzero(above.any(axis=0))
+    if cols.size == 0 or cols[-1] + 1 - cols[0] > _UNDER_SPAN * w:
+        return False
+    touching = mask[a - 1].sum() + mask[max(0, a - 2)].sum()
+    return bool(touching <= _UNDER_TOUCH * 2 * w)
+
+
+_UNDER_SPAN = 0.8
+_UNDER_TOUCH = 0.2
+
+
 def remove_ruling(layer: InkLayer) -> InkLayer:
     """``layer`` with box borders, grid and ruled lines removed (unchanged when there are none)."""
     mask = layer.mask
@@ -58,6 +80,8 @@ def remove_ruling(layer: InkLayer) -> InkLayer:
     cols = _bands(mask.sum(axis=0), h, w)
     boxed = len(rows) >= 2 and len(cols) >= 2
     keep_rows = rows if boxed or len(rows) >= 3 else []
+    if not keep_rows and len(rows) == 1 and not cols and _underline(mask, rows[0]):
+        keep_rows = rows
     keep_cols = cols if boxed or len(cols) >= 3 else []
     if not keep_rows and not keep_cols:
         return layer
