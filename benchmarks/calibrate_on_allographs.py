@@ -23,8 +23,8 @@ SEED = 31337
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from digitnet.calibration import _SAVE_KEYS, calibrate_checkpoint_meta, collect_logits
-    from digitnet.checkpoint import load_checkpoint, save_checkpoint
+    from digitnet.calibration import calibrate_checkpoint_meta, collect_logits
+    from digitnet.checkpoint import WRITTEN_KEYS, load_checkpoint, save_checkpoint
     from digitnet.data.allographs import training_pool
     from digitnet.data.tensors import DeviceDataset
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     cal["source"] = (
         f"{args.count:,} synthetic allographs (data/allographs.py training_pool, seed {SEED})"
     )
-    keep = {k: v for k, v in meta.items() if k not in _SAVE_KEYS}
+    keep = {k: v for k, v in meta.items() if k not in WRITTEN_KEYS}
     keep["calibration"] = cal
     out = save_checkpoint(args.out or args.checkpoint, model, keep)
     print(

@@ -159,19 +159,6 @@ def calibrate_checkpoint_meta(
 # 0.398 with eight).
 AUGMENTED_COPIES = 4
 
-# Keys save_checkpoint writes itself (a re-save gets a fresh save_id and creation time).
-_SAVE_KEYS = (
-    "format",
-    "format_version",
-    "save_id",
-    "created",
-    "versions",
-    "resumable",
-    "sha256",
-    "weights_file",
-    "train_state",
-)
-
 
 def calibrate_run(
     config: Any, checkpoint: str | Any, augmented_copies: int = AUGMENTED_COPIES
@@ -189,7 +176,7 @@ def calibrate_run(
 
     import torch
 
-    from .checkpoint import save_checkpoint
+    from .checkpoint import WRITTEN_KEYS, save_checkpoint
     from .data.datasets import load_datasets
     from .data.tensors import augment_batch
     from .inference import load_predictor
@@ -213,7 +200,7 @@ def calibrate_run(
     cal = calibrate_checkpoint_meta(logits, torch.cat(labels).numpy())
     cal["images"] = len(data.val)
     cal["augmented_copies"] = copies
-    keep = {k: v for k, v in meta.items() if k not in _SAVE_KEYS}
+    keep = {k: v for k, v in meta.items() if k not in WRITTEN_KEYS}
     keep["calibration"] = cal
     save_checkpoint(checkpoint, model, keep)
     return cal

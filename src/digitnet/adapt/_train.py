@@ -318,21 +318,9 @@ def _fit(model, user, aug, g, bg) -> bool:
         return float((model(xa).argmax(1) == user.labels).float().mean()) >= _FIT_AUG_ACCURACY
 
 
-# Keys of the base's metadata that describe that file, not the adapted one.
-_NOT_INHERITED = {
-    "format",
-    "format_version",
-    "save_id",
-    "created",
-    "versions",
-    "resumable",
-    "train_state",
-    "sha256",
-    "weights_file",
-    "metrics",
-    "adapted_from",
-    "adapt",
-}
+# Keys of the base's metadata that describe that file, not the adapted one: those
+# save_checkpoint writes itself, and the base's own measurements and provenance.
+_NOT_INHERITED = {"metrics", "adapted_from", "adapt"}
 
 
 def _adapted_meta(
@@ -351,7 +339,9 @@ def _adapted_meta(
 ) -> dict[str, Any]:
     """The base's metadata (model, input spec, calibration, recipe, data) plus what adapting
     did. The base's metrics are not carried over: they were measured on another network."""
-    meta = {k: v for k, v in base_meta.items() if k not in _NOT_INHERITED}
+    from ..checkpoint import WRITTEN_KEYS
+
+    meta = {k: v for k, v in base_meta.items() if k not in _NOT_INHERITED and k not in WRITTEN_KEYS}
     meta["adapted_from"] = {
         "path": base_path.name,
         "save_id": base_meta.get("save_id"),

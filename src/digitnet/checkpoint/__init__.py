@@ -26,7 +26,7 @@ from ._header import _embedded_meta as _embedded_meta
 from ._header import _read_header as _read_header
 from ._header import read_metadata
 from ._load import load_checkpoint, load_training_state
-from ._save import save_checkpoint
+from ._save import WRITTEN_KEYS, save_checkpoint
 from ._schema import FORMAT, sidecar_path
 from ._schema import FORMAT_VERSION as FORMAT_VERSION
 from ._schema import INPUT_KINDS as INPUT_KINDS
@@ -40,6 +40,7 @@ from ._weights import check_weights as check_weights
 
 __all__ = [
     "FORMAT",
+    "WRITTEN_KEYS",
     "load_checkpoint",
     "load_training_state",
     "read_metadata",

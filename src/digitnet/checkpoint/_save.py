@@ -30,6 +30,24 @@ def _versions() -> dict[str, str]:
     }
 
 
+# Metadata keys save_checkpoint writes itself: a re-save of a loaded checkpoint drops them from
+# the metadata it passes on (the new file gets its own save_id, time, hashes and name).
+WRITTEN_KEYS = frozenset(
+    {
+        "format",
+        "format_version",
+        "save_id",
+        "created",
+        "versions",
+        "resumable",
+        "train_state",
+        "tensors_sha256",
+        "sha256",
+        "weights_file",
+    }
+)
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model,

@@ -21,6 +21,8 @@ __all__ = ["remove_ruling"]
 
 _SPAN = 0.9
 _THICK = 0.08
+_UNDER_SPAN = 0.8
+_UNDER_TOUCH = 0.2
 
 
 def _bands(counts: np.ndarray, length: int, across: int) -> list[tuple[int, int]]:
@@ -64,10 +66,6 @@ def _underline(mask: np.ndarray, band: tuple[int, int]) -> bool:
         return False
     touching = mask[a - 1].sum() + mask[max(0, a - 2)].sum()
     return bool(touching <= _UNDER_TOUCH * 2 * w)
-
-
-_UNDER_SPAN = 0.8
-_UNDER_TOUCH = 0.2
 
 
 def remove_ruling(layer: InkLayer) -> InkLayer:
