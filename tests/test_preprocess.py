@@ -513,6 +513,40 @@ def test_splits_go_to_the_network_only_where_they_can_win():
     assert sorted(net.seen) == [1, 2, 5, 6]  # the sure piece's halves (3, 4) never went in
 
 
+def test_a_piece_much_wider_than_its_number_splits_on_fair_halves():
+    # Two digits touching inside a number: one piece read hesitantly (0.4) whose halves are
+    # read at 0.75 each. Beside two digits of ordinary width it is split (it is 2.5x as wide);
+    # alone, or no wider than its neighbours, the halves must reach 0.8 (a wide single digit
+    # keeps its usual protection).
+    from digitnet.preprocess import DigitCrop, Prepared, classify
+
+    img = np.zeros((28, 28), np.float32)
+
+    def crop(code: int, x: int, w: int) -> DigitCrop:
+        return DigitCrop(img + code / 10, (x, 0, w, 20))
+
+    class Fixed:
+        def predict_proba(self, x):
+            out = np.zeros((len(x), 10), np.float32)
+            for i, im in enumerate(x):
+                k = round(float(im[0, 0]) * 10)
+                conf = {2: 0.4, 5: 0.75, 6: 0.75}.get(k, 0.95)
+                out[i] = (1 - conf) / 9
+                out[i, k] = conf
+            return out
+
+    def number(width: int, neighbours: bool) -> Prepared:
+        around = (crop(1, 0, 12), crop(3, 60, 12)) if neighbours else ()
+        return Prepared(
+            (*around[:1], crop(2, 20, width), *around[1:]),
+            splits=((1 if neighbours else 0, crop(5, 20, width // 2), crop(6, 35, width // 2)),),
+        )
+
+    cases = [number(30, True), number(30, False), number(14, True)]
+    texts = [r.text for r in classify(cases, ["a", "b", "c"], Fixed())]
+    assert texts == ["1563", "2", "123"]
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=1, max_size=60))
 def test_fast_median_is_numpys(values):
