@@ -14,8 +14,13 @@ then read on
 next to the base model's figures on the same images. Every image goes through the preprocessing
 ``digitnet predict --single`` uses.
 
+``--writers N`` also measures what the command is for, one person's handwriting: N synthetic
+writers (benchmarks/populations.py ``writer``: one allograph per digit, one pen, slant and look
+each), adapted on that person's first examples and read on 20 more digits of each kind by the
+same person.
+
     python benchmarks/bench_adapt.py [--per-digit 1 2 5 10] [--seconds 60] [--seeds 0]
-                                     [--data-dir DIR] [--model BASE] [--json FILE]
+                                     [--writers N] [--data-dir DIR] [--model BASE] [--json FILE]
 """
 
 from __future__ import annotations
@@ -154,6 +159,64 @@ def save_image(img: Any, path: Path) -> None:
     (img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img))).save(path)
 
 
+WRITER_HELD_OUT = 20  # held-out digits of each kind per writer
+
+
+def _writers(args, base, base_mnist, base_other, mx, my, oth_x, oth_y, oth_keep):
+    """Adapt to each of ``args.writers`` synthetic writers; one row per writer and count."""
+    if not args.writers:
+        return []
+    import populations  # type: ignore[import-not-found]
+
+    from digitnet.adapt import adapt_model
+    from digitnet.inference import load_predictor
+
+    oth_miss = len(oth_y) - len(oth_keep)
+    out: list[dict[str, Any]] = []
+    for w in range(args.writers):
+        most = max(args.per_digit)
+        hand, samples = populations.writer(w, most + WRITER_HELD_OUT)
+        held = samples[10 * most :]  # the samples come ten at a time, one of each digit
+        hx, hkeep = to_inputs([s[0] for s in held])
+        hy = np.asarray([int(s[1]) for s in held], np.int64)[hkeep]
+        miss = len(held) - len(hkeep)
+        for k in args.per_digit:
+            with tempfile.TemporaryDirectory() as tmp:
+                files = []
+                for j, s in enumerate(samples[: 10 * k]):
+                    f = Path(tmp) / f"{s[1]}_{j:03d}.png"
+                    save_image(s[0], f)
+                    files.append(str(f))
+                out_path = Path(tmp) / "adapted.safetensors"
+                r = adapt_model(
+                    files,
+                    out=out_path,
+                    base=args.model,
+                    seconds=args.seconds,
+                    data_dir=args.data_dir,
+                )
+                adapted = load_predictor(out_path, backend="torch")
+            row = {
+                "writer": w,
+                "hand": hand,
+                "per_digit": k,
+                "mode": r.mode,
+                "steps": r.steps,
+                "stopped": r.stopped,
+                "seconds": round(r.seconds, 1),
+                "pop_base": accuracy(base, hx, hy, miss),
+                "pop_adapted": accuracy(adapted, hx, hy, miss),
+                "mnist_base": base_mnist,
+                "mnist_adapted": accuracy(adapted, mx, my),
+                "other_base": base_other,
+                "other_adapted": accuracy(adapted, oth_x, oth_y[oth_keep], oth_miss),
+                "held_out": len(held),
+            }
+            out.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-digit", type=int, nargs="+", default=[1, 2, 5, 10])
@@ -170,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--model", default=None, help="base checkpoint (default: the bundled model)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument(
+        "--writers", type=int, default=0, help="also adapt to N synthetic single writers"
+    )
+    ap.add_argument(
+        "--no-population", action="store_true", help="skip the load_digits rows (writers only)"
+    )
     ap.add_argument("--json", default=None, help="write the results here too")
     args = ap.parse_args(argv)
 
@@ -202,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     base_mnist = accuracy(base, mx, my)
     base_other = accuracy(base, oth_x, oth_y[oth_keep], oth_miss)
     rows: list[dict[str, Any]] = []
-    for k in args.per_digit:
+    for k in [] if args.no_population else args.per_digit:
         for seed in args.seeds:
             rng = np.random.default_rng(1000 + seed)
             chosen = pick(pop_y, pop_g, k, rng)
@@ -246,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
 
+    writer_rows = _writers(args, base, base_mnist, base_other, mx, my, oth_x, oth_y, oth_keep)
+
     print(
         f"base model: {base_path.name} save_id {base_meta.get('save_id')} "
         f"(trained on {(base_meta.get('data') or {}).get('train_images', '?'):,} images)"
@@ -267,6 +338,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * r['mnist_base']:>6.2f} -> {100 * r['mnist_adapted']:>6.2f}%  "
             f"{100 * r['other_base']:>6.2f} -> {100 * r['other_adapted']:>6.2f}%"
         )
+    if writer_rows:
+        print(f"\none writer each: {WRITER_HELD_OUT} held-out digits of each kind by that writer")
+        print(
+            f"{'writer':>6} {'per digit':>9} {'steps':>5} {'stop':>5} {'s':>5}  "
+            f"{'that writer':>17}  {'MNIST test':>17}  {'other':>17}  hand"
+        )
+        for r in writer_rows:
+            print(
+                f"{r['writer']:>6} {r['per_digit']:>9} {r['steps']:>5} {r['stopped']:>5} "
+                f"{r['seconds']:>5.1f}  "
+                f"{100 * r['pop_base']:>6.2f} -> {100 * r['pop_adapted']:>6.2f}%  "
+                f"{100 * r['mnist_base']:>6.2f} -> {100 * r['mnist_adapted']:>6.2f}%  "
+                f"{100 * r['other_base']:>6.2f} -> {100 * r['other_adapted']:>6.2f}%  "
+                f"{r['hand']}"
+            )
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -277,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                     "seconds": args.seconds,
                     "threads": torch.get_num_threads(),
                     "rows": rows,
+                    "writer_rows": writer_rows,
                 },
                 indent=2,
             )

@@ -170,6 +170,50 @@ def allograph_population(per_style: int = 3, seed: int = ALLOGRAPH_SEED) -> Iter
                     )
 
 
+WRITER_SEED = 616161
+
+
+def writer(index: int, count_per_digit: int, seed: int = WRITER_SEED) -> tuple[str, list[Sample]]:
+    """One synthetic person's digits: ``(description, samples)``, ``count_per_digit`` of each.
+
+    A person keeps their habits: one allograph per digit (drawn at random among that digit's
+    shapes), one pen width, slant, width and pen pressure, and one look (canvas, scan or photo,
+    by ``index``); each digit still varies a little (the jitter of the strokes, +-10% pen width,
+    +-0.05 slant, +-5% width, +-4 degrees, its height) and is framed with a margin or tight.
+    """
+    rng = np.random.default_rng([seed, index])
+    shapes = {d: [s for dd, s in STYLES if dd == d] for d in range(10)}
+    hand = {d: shapes[d][int(rng.integers(len(shapes[d])))] for d in range(10)}
+    width = float(rng.uniform(0.07, 0.16))
+    slant = float(rng.uniform(-0.15, 0.4))
+    aspect = float(np.exp(rng.uniform(np.log(0.75), np.log(1.3))))
+    pressure = float(rng.uniform(0.0, 0.6))
+    look = LOOKS[index % len(LOOKS)]
+    height = float(rng.uniform(40, 140))
+    samples: list[Sample] = []
+    for _ in range(count_per_digit):
+        for d in range(10):
+            ink = draw(
+                d,
+                hand[d],
+                rng,
+                height=int(height * rng.uniform(0.9, 1.1)),
+                width=width * float(rng.uniform(0.9, 1.1)),
+                slant=slant + float(rng.uniform(-0.05, 0.05)),
+                aspect=aspect * float(rng.uniform(0.95, 1.05)),
+                rotate=float(rng.uniform(-4, 4)),
+                pressure=pressure,
+                margin=0.0,
+                jitter=0.04,
+            )
+            framing = FRAMINGS[int(rng.integers(len(FRAMINGS)))]
+            samples.append(
+                (present(ink, look, framing, rng), str(d), f"writer {index}", f"{look}/{framing}")
+            )
+    desc = f"writer {index} ({look}; " + ", ".join(f"{d}:{hand[d]}" for d in range(10)) + ")"
+    return desc, samples
+
+
 def _compose(inks: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, bool]:
     """Digits side by side with handwriting-like spacing (one gap in six touching), and whether
     any two neighbours touch (a gap of 0 or less: their boxes meet or overlap)."""
