@@ -515,9 +515,9 @@ def test_splits_go_to_the_network_only_where_they_can_win():
 
 def test_a_piece_much_wider_than_its_number_splits_on_fair_halves():
     # Two digits touching inside a number: one piece read hesitantly (0.4) whose halves are
-    # read at 0.75 each. Beside two digits of ordinary width it is split (it is 2.5x as wide);
-    # alone, or no wider than its neighbours, the halves must reach 0.8 (a wide single digit
-    # keeps its usual protection).
+    # read at 0.75 each. Beside two digits of ordinary width it is split (it is 2.5x as wide),
+    # and alone when it is wider than tall; alone and narrower than tall, or no wider than its
+    # neighbours, the halves must reach 0.8 (a wide single digit keeps its usual protection).
     from digitnet.preprocess import DigitCrop, Prepared, classify
 
     img = np.zeros((28, 28), np.float32)
@@ -542,9 +542,9 @@ def test_a_piece_much_wider_than_its_number_splits_on_fair_halves():
             splits=((1 if neighbours else 0, crop(5, 20, width // 2), crop(6, 35, width // 2)),),
         )
 
-    cases = [number(30, True), number(30, False), number(14, True)]
-    texts = [r.text for r in classify(cases, ["a", "b", "c"], Fixed())]
-    assert texts == ["1563", "2", "123"]
+    cases = [number(30, True), number(30, False), number(18, False), number(14, True)]
+    texts = [r.text for r in classify(cases, ["a", "b", "c", "d"], Fixed())]
+    assert texts == ["1563", "56", "2", "123"]
 
 
 @settings(max_examples=50, deadline=None)
