@@ -64,7 +64,7 @@ _SPLIT_MIN = 0.8
 PATH_BELOW = 0.6
 # In a number, a piece much wider than its neighbours is likely two touching digits, and its
 # halves need only _SPLIT_MIN_WIDE: at least _WIDE_FACTOR times the median width of the
-# number's other pieces, and of _WIDE_HEIGHT times their median height (so the neighbours of
+# number's other pieces and at least _WIDE_HEIGHT times their median height (so the neighbours of
 # a slim 1 do not all count as wide). Two digits that touch are read as one hesitant digit
 # (confidence 0.2-0.6) whose halves are read at 0.3-0.8 each; the rule above kept most of
 # them merged. Measured on 800 numbers of benchmarks/populations.py (seed 999, not the
