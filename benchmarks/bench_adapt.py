@@ -162,16 +162,46 @@ def save_image(img: Any, path: Path) -> None:
 WRITER_HELD_OUT = 20  # held-out digits of each kind per writer
 
 
-def _writers(args, base, base_mnist, base_other, mx, my, oth_x, oth_y, oth_keep):
+def _adapt_and_measure(
+    examples: list[tuple[Any, Any]], held: tuple[np.ndarray, np.ndarray, int], ctx: dict, **kw
+) -> dict[str, Any]:
+    """Write ``examples`` (image, label) as labelled PNG files, adapt on them as ``digitnet
+    adapt`` would (``kw``: ``adapt_model``'s options) and measure the result: the held-out
+    images ``(x, y, missing)``, MNIST test and the other population, next to the base."""
+    from digitnet.adapt import adapt_model
+    from digitnet.inference import load_predictor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for j, (img, label) in enumerate(examples):
+            f = Path(tmp) / f"{label}_example{j:03d}.png"
+            save_image(img, f)
+            files.append(str(f))
+        out = Path(tmp) / "adapted.safetensors"
+        r = adapt_model(files, out=out, **kw)
+        adapted = load_predictor(out, backend="torch")
+    hx, hy, miss = held
+    return {
+        "mode": r.mode,
+        "steps": r.steps,
+        "stopped": r.stopped,
+        "seconds": round(r.seconds, 1),
+        "pop_base": accuracy(ctx["base"], hx, hy, miss),
+        "pop_adapted": accuracy(adapted, hx, hy, miss),
+        "mnist_base": ctx["mnist_base"],
+        "mnist_adapted": accuracy(adapted, *ctx["mnist"]),
+        "other_base": ctx["other_base"],
+        "other_adapted": accuracy(adapted, *ctx["other"]),
+        "held_out": len(hy) + miss,
+    }
+
+
+def _writers(args, ctx: dict) -> list[dict[str, Any]]:
     """Adapt to each of ``args.writers`` synthetic writers; one row per writer and count."""
     if not args.writers:
         return []
     import populations  # type: ignore[import-not-found]
 
-    from digitnet.adapt import adapt_model
-    from digitnet.inference import load_predictor
-
-    oth_miss = len(oth_y) - len(oth_keep)
     out: list[dict[str, Any]] = []
     for w in range(args.writers):
         most = max(args.per_digit)
@@ -181,37 +211,15 @@ def _writers(args, base, base_mnist, base_other, mx, my, oth_x, oth_y, oth_keep)
         hy = np.asarray([int(s[1]) for s in held], np.int64)[hkeep]
         miss = len(held) - len(hkeep)
         for k in args.per_digit:
-            with tempfile.TemporaryDirectory() as tmp:
-                files = []
-                for j, s in enumerate(samples[: 10 * k]):
-                    f = Path(tmp) / f"{s[1]}_{j:03d}.png"
-                    save_image(s[0], f)
-                    files.append(str(f))
-                out_path = Path(tmp) / "adapted.safetensors"
-                r = adapt_model(
-                    files,
-                    out=out_path,
-                    base=args.model,
-                    seconds=args.seconds,
-                    data_dir=args.data_dir,
-                )
-                adapted = load_predictor(out_path, backend="torch")
-            row = {
-                "writer": w,
-                "hand": hand,
-                "per_digit": k,
-                "mode": r.mode,
-                "steps": r.steps,
-                "stopped": r.stopped,
-                "seconds": round(r.seconds, 1),
-                "pop_base": accuracy(base, hx, hy, miss),
-                "pop_adapted": accuracy(adapted, hx, hy, miss),
-                "mnist_base": base_mnist,
-                "mnist_adapted": accuracy(adapted, mx, my),
-                "other_base": base_other,
-                "other_adapted": accuracy(adapted, oth_x, oth_y[oth_keep], oth_miss),
-                "held_out": len(held),
-            }
+            row = {"writer": w, "hand": hand, "per_digit": k}
+            row |= _adapt_and_measure(
+                [(s[0], s[1]) for s in samples[: 10 * k]],
+                (hx, hy, miss),
+                ctx,
+                base=args.model,
+                seconds=args.seconds,
+                data_dir=args.data_dir,
+            )
             out.append(row)
             print(json.dumps(row), file=sys.stderr)
     return out
@@ -244,7 +252,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from digitnet.adapt import adapt_model
     from digitnet.checkpoint import read_metadata
     from digitnet.data.mnist import load_mnist
     from digitnet.inference import bundled_model_path, load_predictor
@@ -270,6 +277,15 @@ def main(argv: list[str] | None = None) -> int:
     oth_miss = len(oth_imgs) - len(oth_keep)
     base_mnist = accuracy(base, mx, my)
     base_other = accuracy(base, oth_x, oth_y[oth_keep], oth_miss)
+    ctx = {
+        "base": base,
+        "mnist_base": base_mnist,
+        "mnist": (mx, my),
+        "other_base": base_other,
+        "other": (oth_x, oth_y[oth_keep], oth_miss),
+    }
+    if args.no_replay:  # a path with no MNIST files: adapt falls back to its l2sp mode
+        os.environ["DIGITNET_DATA"] = str(Path(tempfile.gettempdir()) / "digitnet-no-mnist-here")
     rows: list[dict[str, Any]] = []
     for k in [] if args.no_population else args.per_digit:
         for seed in args.seeds:
@@ -279,43 +295,20 @@ def main(argv: list[str] | None = None) -> int:
             held_in = np.isin(pop_keep, held)
             miss = len(held) - int(held_in.sum())
             hx, hy = pop_x[held_in], pop_y[pop_keep[held_in]]
-            with tempfile.TemporaryDirectory() as tmp:
-                files = []
-                for j, i in enumerate(chosen):
-                    f = Path(tmp) / f"{pop_y[i]}_writer{j:03d}.png"
-                    save_image(pop_imgs[i], f)
-                    files.append(str(f))
-                out = Path(tmp) / "adapted.safetensors"
-                if args.no_replay:  # where no MNIST files are found: the l2sp mode
-                    os.environ["DIGITNET_DATA"] = str(Path(tmp) / "no-mnist-here")
-                r = adapt_model(
-                    files,
-                    out=out,
-                    base=args.model,
-                    seed=seed,
-                    seconds=args.seconds,
-                    data_dir=None if args.no_replay else args.data_dir,
-                )
-                adapted = load_predictor(out, backend="torch")
-            row = {
-                "per_digit": k,
-                "seed": seed,
-                "mode": r.mode,
-                "steps": r.steps,
-                "stopped": r.stopped,
-                "seconds": round(r.seconds, 1),
-                "pop_base": accuracy(base, hx, hy, miss),
-                "pop_adapted": accuracy(adapted, hx, hy, miss),
-                "mnist_base": base_mnist,
-                "mnist_adapted": accuracy(adapted, mx, my),
-                "other_base": base_other,
-                "other_adapted": accuracy(adapted, oth_x, oth_y[oth_keep], oth_miss),
-                "held_out": len(held),
-            }
+            row = {"per_digit": k, "seed": seed}
+            row |= _adapt_and_measure(
+                [(pop_imgs[i], pop_y[i]) for i in chosen],
+                (hx, hy, miss),
+                ctx,
+                base=args.model,
+                seed=seed,
+                seconds=args.seconds,
+                data_dir=None if args.no_replay else args.data_dir,
+            )
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
 
-    writer_rows = _writers(args, base, base_mnist, base_other, mx, my, oth_x, oth_y, oth_keep)
+    writer_rows = _writers(args, ctx)
 
     print(
         f"base model: {base_path.name} save_id {base_meta.get('save_id')} "
