@@ -128,7 +128,38 @@ def augment_batch(x: torch.Tensor, aug, g: torch.Generator, background: float) -
         out = _pen_lifts(out, aug.pen_lift, g, background)
     if getattr(aug, "clip", 0.0) > 0:
         out = _clip_edges(out, aug.clip, g, background)
+    if getattr(aug, "lowres", 0.0) > 0:
+        out = _low_resolution(out, aug.lowres, g, background)
     return out
+
+
+def _low_resolution(
+    out: torch.Tensor, p: float, g: torch.Generator, background: float
+) -> torch.Tensor:
+    """A share ``p`` of the batch as a digit seen at a low resolution, then enlarged.
+
+    A digit in a small form cell, a thumbnail or a low-dpi scan may be only 7-11 pixels tall:
+    its strokes merge, a 9's or 6's loop fills in, a 4's closes. The image is averaged down
+    to 10-16 px square (the 20 px digit to 7-11 px), enlarged back bicubically as the reader's
+    resize does, and most (7 in 10) made crisp again at a random level (a scan binarised
+    after it was enlarged), so both the soft and the blocky look are seen.
+    """
+    b, dev = out.shape[0], out.device
+    h, w = out.shape[-2:]
+    chosen = (torch.rand(b, generator=g) < p).to(dev)
+    side = int(torch.randint(10, 17, (1,), generator=g))  # one size per batch: one resize
+    crisp = (torch.rand(b, generator=g) < 0.7).to(dev).view(b, 1, 1, 1)
+    level = (0.3 + 0.3 * torch.rand(b, generator=g)).to(dev).view(b, 1, 1, 1)
+    ink = out - background
+    top = ink.amax((2, 3), keepdim=True).clamp_min(1e-6)
+    small = F.interpolate(ink, size=(side, side), mode="area")
+    big = F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False)
+    # The reader scales every crop to full contrast (preprocess/_mnist.py): so does this.
+    big = big.clamp(min=0)
+    big = big * (top / big.amax((2, 3), keepdim=True).clamp_min(1e-6))
+    sharp = ((big / top - level) * 4.0 + 0.5).clamp(0, 1) * top
+    low = torch.where(crisp, sharp, big) + background
+    return torch.where(chosen.view(b, 1, 1, 1), low, out)
 
 
 def _pen_lifts(out: torch.Tensor, p: float, g: torch.Generator, background: float) -> torch.Tensor:

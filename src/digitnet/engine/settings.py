@@ -30,6 +30,7 @@ class AugmentConfig:
     aspect: float = 0.0  # width scaled by exp(U(-aspect, aspect)) on its own (0 = off)
     pen_lift: float = 0.0  # probability of one or two small gaps in the strokes
     clip: float = 0.0  # probability of shaving 1-2.5 px off one side (a crop cut too tight)
+    lowres: float = 0.0  # probability of seeing the digit 7-11 px tall, then enlarged
     # Synthetic allographs (data/allographs.py: flagged 1s, crossed 7s, open 4s ...) added to
     # the training set, as a fraction of its size; drawn once per run from the run's seed.
     allographs: float = 0.0

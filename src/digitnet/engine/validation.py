@@ -231,7 +231,7 @@ def validate(cfg: TrainConfig) -> None:
                 0 <= getattr(a, k) <= 1,
                 f"augment {k} must be a probability in [0, 1], not {getattr(a, k)}",
             )
-            for k in ("thickness", "pen_lift", "clip")
+            for k in ("thickness", "pen_lift", "clip", "lowres")
             if hasattr(a, k)
         ],
         *[
