@@ -704,3 +704,35 @@ def test_non_finite_probabilities_never_reach_a_reading(tmp_path):
 
     with pytest.raises(DigitnetError, match=r"broken\.onnx: .*non-finite"):
         read_digits([_digit_png(tmp_path)], Broken())
+
+
+def test_whole_height_pieces_joined_wider_than_tall_stay_two_digits_in_a_number():
+    # Two 4s written touching in a number and cut apart by the segmentation: each piece read
+    # at 0.85, their join (as wide as tall) read as one digit at 0.99. Beside another digit
+    # they stay two digits. The same join narrower than tall (one digit drawn in two strokes),
+    # or with nothing beside it (the whole image one join: a single wide 0 or 2 is likelier
+    # than a lone pair), is still taken.
+    from digitnet.preprocess import DigitCrop, Prepared, classify
+
+    img = np.zeros((28, 28), np.float32)
+
+    def crop(code: int, x: int, w: int) -> DigitCrop:
+        return DigitCrop(img + code / 10, (x, 0, w, 40))
+
+    class Fixed:
+        def predict_proba(self, x):
+            out = np.zeros((len(x), 10), np.float32)
+            for i, im in enumerate(x):
+                k = round(float(im[0, 0]) * 10)
+                conf = {4: 0.85, 7: 0.99}.get(k, 0.95)
+                out[i] = (1 - conf) / 9
+                out[i, k] = conf
+            return out
+
+    def number(join_width: int, neighbour: bool) -> Prepared:
+        pieces = (crop(4, 0, 20), crop(4, 22, 20)) + ((crop(1, 60, 15),) if neighbour else ())
+        return Prepared(pieces, joins=((0, 2, crop(7, 0, join_width)),))
+
+    cases = [number(42, True), number(30, True), number(42, False)]
+    texts = [r.text for r in classify(cases, ["a", "b", "c"], Fixed())]
+    assert texts == ["441", "71", "7"]
