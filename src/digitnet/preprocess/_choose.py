@@ -42,14 +42,14 @@ def _join_penalties(crops, joins) -> np.ndarray:
     out = np.zeros(len(joins))
     if crops is None or not len(joins):
         return out
-    # Only in a number: the join leaves other pieces beside it. An image that is all one
-    # join is one digit or a lone pair, and a wide single digit (a 0 or 2 written wide) is
-    # the likelier of the two there.
     typical = float(np.median([c.box[3] for c in crops]))
     for k, (i, j, crop) in enumerate(joins):
-        _, _, w, h = crop.box
+        # Only in a number: the join leaves other pieces beside it. An image that is all one
+        # join is one digit or a lone pair, and a wide single digit (a 0 or 2 written wide)
+        # is the likelier of the two there.
         if j - i == len(crops):
             continue
+        _, _, w, h = crop.box
         tall = all(c.box[3] >= _WIDE_JOIN_TALL * typical for c in crops[i:j])
         if tall and w >= _WIDE_JOIN_ASPECT * h:
             out[k] = _WIDE_JOIN_MARGIN
