@@ -513,27 +513,41 @@ def test_splits_go_to_the_network_only_where_they_can_win():
     assert sorted(net.seen) == [1, 2, 5, 6]  # the sure piece's halves (3, 4) never went in
 
 
-def test_a_piece_much_wider_than_its_number_splits_on_fair_halves():
-    # Two digits touching inside a number: one piece read hesitantly (0.4) whose halves are
-    # read at 0.75 each. Beside two digits of ordinary width it is split (it is 2.5x as wide),
-    # and alone when it is wider than tall; alone and narrower than tall, or no wider than its
-    # neighbours, the halves must reach 0.8 (a wide single digit keeps its usual protection).
-    from digitnet.preprocess import DigitCrop, Prepared, classify
+def _coded_crop(code: int, x: int, w: int, h: int):
+    """A crop whose 28x28 image carries ``code`` (its pixel value / 10) for ``_by_code``."""
+    from digitnet.preprocess import DigitCrop
 
-    img = np.zeros((28, 28), np.float32)
+    return DigitCrop(np.full((28, 28), code / 10, np.float32), (x, 0, w, h))
 
-    def crop(code: int, x: int, w: int) -> DigitCrop:
-        return DigitCrop(img + code / 10, (x, 0, w, 20))
+
+def _by_code(confidence: dict[int, float]):
+    """A predictor class reading each ``_coded_crop`` as its code digit, at
+    ``confidence[code]`` (0.95 for codes not listed)."""
 
     class Fixed:
         def predict_proba(self, x):
             out = np.zeros((len(x), 10), np.float32)
             for i, im in enumerate(x):
                 k = round(float(im[0, 0]) * 10)
-                conf = {2: 0.4, 5: 0.75, 6: 0.75}.get(k, 0.95)
+                conf = confidence.get(k, 0.95)
                 out[i] = (1 - conf) / 9
                 out[i, k] = conf
             return out
+
+    return Fixed
+
+
+def test_a_piece_much_wider_than_its_number_splits_on_fair_halves():
+    # Two digits touching inside a number: one piece read hesitantly (0.4) whose halves are
+    # read at 0.75 each. Beside two digits of ordinary width it is split (it is 2.5x as wide),
+    # and alone when it is wider than tall; alone and narrower than tall, or no wider than its
+    # neighbours, the halves must reach 0.8 (a wide single digit keeps its usual protection).
+    from digitnet.preprocess import Prepared, classify
+
+    def crop(code: int, x: int, w: int):
+        return _coded_crop(code, x, w, 20)
+
+    Fixed = _by_code({2: 0.4, 5: 0.75, 6: 0.75})
 
     def number(width: int, neighbours: bool) -> Prepared:
         around = (crop(1, 0, 12), crop(3, 60, 12)) if neighbours else ()
@@ -712,22 +726,12 @@ def test_whole_height_pieces_joined_wider_than_tall_stay_two_digits_in_a_number(
     # they stay two digits. The same join narrower than tall (one digit drawn in two strokes),
     # or with nothing beside it (the whole image one join: a single wide 0 or 2 is likelier
     # than a lone pair), is still taken.
-    from digitnet.preprocess import DigitCrop, Prepared, classify
+    from digitnet.preprocess import Prepared, classify
 
-    img = np.zeros((28, 28), np.float32)
+    def crop(code: int, x: int, w: int):
+        return _coded_crop(code, x, w, 40)
 
-    def crop(code: int, x: int, w: int) -> DigitCrop:
-        return DigitCrop(img + code / 10, (x, 0, w, 40))
-
-    class Fixed:
-        def predict_proba(self, x):
-            out = np.zeros((len(x), 10), np.float32)
-            for i, im in enumerate(x):
-                k = round(float(im[0, 0]) * 10)
-                conf = {4: 0.85, 7: 0.99}.get(k, 0.95)
-                out[i] = (1 - conf) / 9
-                out[i, k] = conf
-            return out
+    Fixed = _by_code({4: 0.85, 7: 0.99})
 
     def number(join_width: int, neighbour: bool) -> Prepared:
         pieces = (crop(4, 0, 20), crop(4, 22, 20)) + ((crop(1, 60, 15),) if neighbour else ())
