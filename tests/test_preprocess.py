@@ -454,10 +454,12 @@ def test_thick_brush_8_keeps_its_holes(mnist_test, bundled):
     assert _read(on_paper(ink, pad=10), bundled) == "8"
 
 
-def test_joins_are_chosen_by_the_network():
+def test_joins_are_chosen_by_the_network(monkeypatch):
     # The reading of 3 pieces: pieces 1 and 2 joined only when the network is surer of the
     # joined digit than of the two pieces (by the per-digit bonus), never by geometry alone.
     from digitnet.preprocess import DigitCrop, Prepared, classify
+
+    _pairs_by_code(monkeypatch)
 
     img = np.zeros((28, 28), np.float32)
     crops = tuple(DigitCrop(img + k / 10, (10 * k, 0, 8, 20)) for k in range(3))
@@ -481,11 +483,13 @@ def test_joins_are_chosen_by_the_network():
     assert classify([p], ["x"], Fixed(0.31))[0].text == "012"  # 0.31 < 0.6 * 0.5 * 1.1
 
 
-def test_splits_go_to_the_network_only_where_they_can_win():
+def test_splits_go_to_the_network_only_where_they_can_win(monkeypatch):
     # A piece read at 0.95 can never be replaced by two halves (each half would have to be read
     # 0.15 surer than the whole): its split inputs are not even computed. A piece read at 0.4
     # with both halves read at 0.99 is split.
     from digitnet.preprocess import DigitCrop, Prepared, classify
+
+    _pairs_by_code(monkeypatch)
 
     img = np.zeros((28, 28), np.float32)
 
@@ -513,6 +517,18 @@ def test_splits_go_to_the_network_only_where_they_can_win():
     assert sorted(net.seen) == [1, 2, 5, 6]  # the sure piece's halves (3, 4) never went in
 
 
+def _pairs_by_code(monkeypatch, two: set[int] = frozenset()) -> None:
+    """The pair detector, for ``_coded_crop`` stand-ins: crops whose code is in ``two`` are
+    two touching digits, all others one (the real detector has no answer for a flat image)."""
+    import digitnet.preprocess._reading as reading
+
+    def fake(images):
+        codes = [round(float(im[0, 0]) * 10) for im in images]
+        return np.array([1.0 if c in two else 0.0 for c in codes], np.float32)
+
+    monkeypatch.setattr(reading, "pair_probability", fake)
+
+
 def _coded_crop(code: int, x: int, w: int, h: int):
     """A crop whose 28x28 image carries ``code`` (its pixel value / 10) for ``_by_code``."""
     from digitnet.preprocess import DigitCrop
@@ -537,12 +553,14 @@ def _by_code(confidence: dict[int, float]):
     return Fixed
 
 
-def test_a_piece_much_wider_than_its_number_splits_on_fair_halves():
+def test_a_piece_much_wider_than_its_number_splits_on_fair_halves(monkeypatch):
     # Two digits touching inside a number: one piece read hesitantly (0.4) whose halves are
     # read at 0.75 each. Beside two digits of ordinary width it is split (it is 2.5x as wide),
     # and alone when it is wider than tall; alone and narrower than tall, or no wider than its
     # neighbours, the halves must reach 0.8 (a wide single digit keeps its usual protection).
     from digitnet.preprocess import Prepared, classify
+
+    _pairs_by_code(monkeypatch)
 
     def crop(code: int, x: int, w: int):
         return _coded_crop(code, x, w, 20)
@@ -612,6 +630,8 @@ def test_split_sources_make_the_crops_a_direct_cut_would(mnist_test, bundled):
                 p.size,
                 p.joins,
                 splits=tuple((i, *pair) for i, pair in made if pair is not None),
+                cut_parts=p.cut_parts,
+                join_splits=p.join_splits,
             )
         )
     names = [str(k) for k in range(len(images))]
@@ -720,13 +740,15 @@ def test_non_finite_probabilities_never_reach_a_reading(tmp_path):
         read_digits([_digit_png(tmp_path)], Broken())
 
 
-def test_whole_height_pieces_joined_wider_than_tall_stay_two_digits_in_a_number():
+def test_whole_height_pieces_joined_wider_than_tall_stay_two_digits_in_a_number(monkeypatch):
     # Two 4s written touching in a number and cut apart by the segmentation: each piece read
     # at 0.85, their join (as wide as tall) read as one digit at 0.99. Beside another digit
     # they stay two digits. The same join narrower than tall (one digit drawn in two strokes),
     # or with nothing beside it (the whole image one join: a single wide 0 or 2 is likelier
     # than a lone pair), is still taken.
     from digitnet.preprocess import Prepared, classify
+
+    _pairs_by_code(monkeypatch)
 
     def crop(code: int, x: int, w: int):
         return _coded_crop(code, x, w, 40)
@@ -740,3 +762,60 @@ def test_whole_height_pieces_joined_wider_than_tall_stay_two_digits_in_a_number(
     cases = [number(42, True), number(30, True), number(42, False)]
     texts = [r.text for r in classify(cases, ["a", "b", "c"], Fixed())]
     assert texts == ["441", "71", "7"]
+
+
+def test_a_piece_the_pair_detector_finds_two_digits_in_is_split_though_read_confidently(
+    monkeypatch,
+):
+    # Two digits squeezed into the network's box often read as one confident digit (code 2 at
+    # 0.99 here), which the network's confidence alone never splits. Found to be two digits by
+    # the pair detector, the piece is split at its best cut when each half reads at least 0.3;
+    # not when a half reads as nothing, not when the piece is a part the width rule already
+    # cut, and not in a number whose other digits are as wide as it.
+    from digitnet.preprocess import Prepared, classify
+
+    _pairs_by_code(monkeypatch, two={2})
+    Fixed = _by_code({2: 0.99, 5: 0.9, 6: 0.8, 7: 0.2})
+
+    def crop(code: int, x: int, w: int):
+        return _coded_crop(code, x, w, 30)
+
+    def case(right: int = 6, neighbours: int = 0, parts: frozenset[int] = frozenset()):
+        around = (crop(1, 0, neighbours), crop(3, 90, neighbours)) if neighbours else ()
+        i = 1 if neighbours else 0
+        return Prepared(
+            (*around[:1], crop(2, 30, 30), *around[1:]),
+            splits=((i, crop(5, 30, 15), crop(right, 45, 15)),),
+            cut_parts=parts,
+        )
+
+    cases = [case(), case(right=7), case(parts=frozenset({0})), case(neighbours=30)]
+    cases.append(case(neighbours=15))
+    texts = [r.text for r in classify(cases, list("abcde"), Fixed())]
+    assert texts == ["56", "2", "2", "123", "1563"]
+    _pairs_by_code(monkeypatch)  # the detector finds one digit: the whole is kept
+    assert classify([case()], ["a"], Fixed())[0].text == "2"
+
+
+def test_a_join_the_pair_detector_finds_two_digits_in_is_read_at_its_own_cut(monkeypatch):
+    # Two touching 4s that the width rule cut in the wrong place: each part read at 0.85, their
+    # join as one digit at 0.99 (code 8). Found to be two digits, the join is not taken; and
+    # when the join has cuts of its own whose halves read better than the parts, those are.
+    from digitnet.preprocess import Prepared, classify
+
+    def crop(code: int, x: int, w: int):
+        return _coded_crop(code, x, w, 40)
+
+    class Cut:  # a split source: the halves are made when asked for
+        def crops(self):
+            return crop(5, 0, 20), crop(6, 21, 20)
+
+    Fixed = _by_code({4: 0.85, 8: 0.99, 5: 0.97, 6: 0.97})
+    parts = (crop(4, 0, 20), crop(4, 22, 20))
+    join = (0, 2, crop(8, 0, 42))
+    plain = Prepared(parts, joins=(join,))
+    with_cuts = Prepared(parts, joins=(join,), join_splits=((0, Cut()),))
+    _pairs_by_code(monkeypatch)
+    assert [r.text for r in classify([plain, with_cuts], ["a", "b"], Fixed())] == ["8", "8"]
+    _pairs_by_code(monkeypatch, two={8})
+    assert [r.text for r in classify([plain, with_cuts], ["a", "b"], Fixed())] == ["44", "56"]

@@ -16,7 +16,7 @@ from ._candidates import DigitCrop, Prepared, SplitSource, crops_of, join_candid
 from ._ink import ink_layer
 from ._load import ImageSource, as_float, decode, from_array, from_pil, resize_box, shape_of
 from ._rules import remove_ruling
-from ._segment import cut_candidates, find_pieces, path_candidate
+from ._segment import Piece, cut_candidates, find_pieces, path_candidate
 
 __all__ = ["prepare", "prepare_single", "segment"]
 
@@ -60,6 +60,8 @@ def _analyse(
     scale: float = 1.0,
     joins: list[tuple[int, int, DigitCrop]] | None = None,
     splits: list[tuple[int, SplitSource]] | None = None,
+    parts: set[int] | None = None,
+    join_splits: list[tuple[int, SplitSource]] | None = None,
 ) -> tuple[list[DigitCrop], str | None]:
     side = max(shape_of(gray))
     result = None
@@ -88,9 +90,20 @@ def _analyse(
         for i, j in join_candidates(pieces):
             # (Parts of a group that the width rule cut apart are offered too, with no extra
             # margin: that rule cuts wide 2s and 0s as readily as touching digits.)
-            joins.extend(
-                (i, j, c) for c in crops_of(layer.ink, lab, [pieces[i:j]], deskew_digits, scale)
-            )
+            for c in crops_of(layer.ink, lab, [pieces[i:j]], deskew_digits, scale):
+                whole = _rejoined(pieces[i:j]) if join_splits is not None else None
+                if join_splits is not None and whole is not None:
+                    shared: dict = {}
+                    join_splits.extend(
+                        (
+                            len(joins),
+                            SplitSource.cut(layer.ink, lab, a, b, deskew_digits, scale, shared),
+                        )
+                        for a, b in cut_candidates(whole, lab)
+                    )
+                joins.append((i, j, c))
+    if parts is not None and len(crops) == len(pieces):
+        parts.update(i for i, p in enumerate(pieces) if p.cut is not None)
     if not single and splits is not None and len(crops) == len(pieces):
         widths = [p.x1 - p.x0 for p in pieces]
         for i, p in enumerate(pieces):
@@ -104,6 +117,26 @@ def _analyse(
             if path_candidate(p):
                 splits.append((i, SplitSource.path(layer.ink, lab, p, deskew_digits, scale)))
     return crops, None
+
+
+def _rejoined(run: list[Piece]) -> Piece | None:
+    """Two neighbouring parts of one piece of ink that the width rule cut apart, as one
+    piece again (None for anything else)."""
+    if len(run) != 2:
+        return None
+    a, b = run
+    if a.cut is None or b.cut is None or a.shift or b.shift or a.labels != b.labels:
+        return None
+    if abs(a.cut[1] - b.cut[0]) > 1e-9:
+        return None
+    return Piece(
+        min(a.y0, b.y0),
+        max(a.y1, b.y1),
+        min(a.x0, b.x0),
+        max(a.x1, b.x1),
+        a.labels,
+        cut=(a.cut[0], b.cut[1]),
+    )
 
 
 def segment(gray: Any, *, deskew_digits: bool = False) -> list[DigitCrop]:
@@ -128,7 +161,24 @@ def prepare(
     gray, scale, size = decode(src, name=name, keep_8bit=True)
     joins: list[tuple[int, int, DigitCrop]] = []
     splits: list[tuple[int, SplitSource]] = []
+    parts: set[int] = set()
+    join_splits: list[tuple[int, SplitSource]] = []
     crops, message = _analyse(
-        gray, single=single, deskew_digits=deskew_digits, scale=scale, joins=joins, splits=splits
+        gray,
+        single=single,
+        deskew_digits=deskew_digits,
+        scale=scale,
+        joins=joins,
+        splits=splits,
+        parts=parts,
+        join_splits=join_splits,
     )
-    return Prepared(tuple(crops), message, size, tuple(joins), split_sources=tuple(splits))
+    return Prepared(
+        tuple(crops),
+        message,
+        size,
+        tuple(joins),
+        split_sources=tuple(splits),
+        cut_parts=frozenset(parts),
+        join_splits=tuple(join_splits),
+    )

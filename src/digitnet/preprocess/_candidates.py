@@ -42,6 +42,12 @@ class Prepared:
     splits: tuple[tuple[int, DigitCrop, DigitCrop], ...] = ()
     # The same, not yet made into crops (``prepare`` offers splits this way): ``(i, source)``.
     split_sources: tuple[tuple[int, SplitSource], ...] = ()
+    # Pieces that are parts of one wider piece of ink, cut apart by the width rule.
+    cut_parts: frozenset[int] = frozenset()
+    # Other ways to cut such a join of two parts in two: ``(k, source)``, k indexing ``joins``.
+    # Used when the pair detector finds the join to be two digits: the width rule's cut is one
+    # guess at where they meet, these are the others.
+    join_splits: tuple[tuple[int, SplitSource], ...] = ()
 
     @property
     def image(self) -> np.ndarray | None:

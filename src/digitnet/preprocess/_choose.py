@@ -10,7 +10,7 @@ import numpy as np
 
 from ._candidates import Prepared
 
-__all__ = ["PATH_BELOW", "SPLIT_EACH", "best_reading", "choose"]
+__all__ = ["PAIR_AT", "PATH_BELOW", "SPLIT_EACH", "best_reading", "choose"]
 
 
 # Each digit of a reading earns this bonus (in log-probability): a join must make the network
@@ -56,10 +56,20 @@ def _join_penalties(crops, joins) -> np.ndarray:
     return out
 
 
-def best_reading(n: int, rows: np.ndarray, joins, join_rows: np.ndarray, crops=None):
+def best_reading(
+    n: int,
+    rows: np.ndarray,
+    joins,
+    join_rows: np.ndarray,
+    crops=None,
+    join_paired=None,
+    override: dict[int, float] | None = None,
+):
     """Which pieces to read as one digit: the split of 0..n-1 into runs with the highest sum of
     log(confidence) + _DIGIT_BONUS (dynamic programming over the offered joins; a join of
-    whole-height pieces as wide as tall pays _WIDE_JOIN_MARGIN when ``crops`` are given).
+    whole-height pieces as wide as tall pays _WIDE_JOIN_MARGIN when ``crops`` are given, one
+    the pair detector found to be two digits (``join_paired``) _PAIR_JOIN; ``override``: join
+    index -> the score to use instead, for a join read as two digits at another cut).
 
     Returns the chosen runs as ``(start, stop, source)``; source is -1 for a single piece and
     the index into ``joins`` otherwise.
@@ -69,9 +79,12 @@ def best_reading(n: int, rows: np.ndarray, joins, join_rows: np.ndarray, crops=N
         np.log(np.maximum(join_rows.max(axis=1), 1e-9))
         + _DIGIT_BONUS
         - _join_penalties(crops, joins)
+        - (_PAIR_JOIN * np.asarray(join_paired, bool) if join_paired is not None else 0.0)
         if len(joins)
         else np.zeros(0)
     )
+    for k, v in (override or {}).items():
+        jconf[k] = v
     ending: dict[int, list[tuple[int, int]]] = {}
     for k, (i, j, _) in enumerate(joins):
         ending.setdefault(j, []).append((i, k))
@@ -134,11 +147,45 @@ def _wide_in_number(crops, i: int) -> bool:
     return crops[i].box[2] >= _WIDE_FACTOR * typical
 
 
-def choose(p: Prepared, rows: np.ndarray, join_rows: np.ndarray, splits, split_rows: np.ndarray):
+# The pair detector (``_pairs``): a piece it gives at least PAIR_AT is two touching digits and
+# is split at its best cut whatever the network thinks of the whole (two digits squeezed into
+# its box often read as one confident digit), as long as each half is read at least
+# _PAIR_HALF_MIN (a cut in the wrong place leaves a half that reads as nothing) and, in a
+# number, the piece is at least _PAIR_WIDER times as wide as the median of the others (the
+# digits beside a merged pair are narrower than it). A join it finds to be two digits pays
+# _PAIR_JOIN (log) and may instead be read as two digits at one of its own cuts.
+PAIR_AT = 0.97
+_PAIR_HALF_MIN = 0.3
+_PAIR_WIDER = 1.1
+_PAIR_JOIN = 2.0
+
+
+def _pair_wide(crops, i: int) -> bool:
+    """Is piece ``i`` alone, or _PAIR_WIDER times as wide as the others' median?"""
+    if len(crops) < 2:
+        return True
+    others = [c.box[2] for j, c in enumerate(crops) if j != i]
+    return crops[i].box[2] >= _PAIR_WIDER * float(np.median(others))
+
+
+def choose(
+    p: Prepared,
+    rows: np.ndarray,
+    join_rows: np.ndarray,
+    splits,
+    split_rows: np.ndarray,
+    paired: frozenset[int] = frozenset(),
+    join_paired: np.ndarray | None = None,
+    join_splits=(),
+    join_split_rows: np.ndarray | None = None,
+):
     """The digits to report: joins chosen by ``best_reading``, then each piece still read on
     its own replaced by its best two-digit split (of ``splits``, ``(i, left, right)``) where
     the network is clearly surer of that (a little less sure for a piece much wider than the
-    rest of its number). Returns ``(crops, rows)``."""
+    rest of its number), or where the pair detector found two digits (``paired``).
+    ``join_paired``: per join, did the detector find two digits; ``join_splits``
+    (``(k, left, right)``, k indexing ``p.joins``) and their rows: other cuts of such joins.
+    Returns ``(crops, rows)``."""
     crops = list(p.crops)
     split_best: dict[int, tuple[float, int, float]] = {}
     for k, (i, _, _) in enumerate(splits):
@@ -146,8 +193,26 @@ def choose(p: Prepared, rows: np.ndarray, join_rows: np.ndarray, splits, split_r
         score = np.log(max(pa, 1e-9)) + np.log(max(pb, 1e-9)) + 2 * _DIGIT_BONUS
         if i not in split_best or score > split_best[i][0]:
             split_best[i] = (score, k, min(pa, pb))
-    out_c, out_r = [], []
-    for i, _j, src in best_reading(len(crops), rows, p.joins, join_rows, crops):
+    out_c: list = []
+    out_r: list[np.ndarray] = []
+    # A join the pair detector finds to be two digits may be read as two at another cut.
+    jsr = join_split_rows if join_split_rows is not None else np.zeros((0, 10), np.float32)
+    two_of: dict[int, tuple[float, int]] = {}
+    for n, (k, _, _) in enumerate(join_splits):
+        pa, pb = float(jsr[2 * n].max()), float(jsr[2 * n + 1].max())
+        if min(pa, pb) < _PAIR_HALF_MIN:
+            continue
+        score = np.log(max(pa, 1e-9)) + np.log(max(pb, 1e-9)) + 2 * _DIGIT_BONUS
+        if k not in two_of or score > two_of[k][0]:
+            two_of[k] = (score, n)
+    override = {k: v[0] for k, v in two_of.items()}
+    runs = best_reading(len(crops), rows, p.joins, join_rows, crops, join_paired, override)
+    for i, _j, src in runs:
+        if src in two_of:
+            n = two_of[src][1]
+            out_c.extend(join_splits[n][1:])
+            out_r.extend(jsr[2 * n : 2 * n + 2])
+            continue
         if src >= 0:
             out_c.append(p.joins[src][2])
             out_r.append(join_rows[src])
@@ -156,7 +221,11 @@ def choose(p: Prepared, rows: np.ndarray, join_rows: np.ndarray, splits, split_r
         whole = np.log(max(pw, 1e-9)) + _DIGIT_BONUS
         score, k, weakest = split_best.get(i, (-np.inf, -1, 0.0))
         least = _SPLIT_MIN_WIDE if k >= 0 and _wide_in_number(crops, i) else _SPLIT_MIN
-        if score > whole + _SPLIT_MARGIN and weakest >= max(least, pw + SPLIT_EACH):
+        if k >= 0 and i in paired and _pair_wide(crops, i):
+            take = weakest >= _PAIR_HALF_MIN
+        else:
+            take = score > whole + _SPLIT_MARGIN and weakest >= max(least, pw + SPLIT_EACH)
+        if take:
             out_c.extend(splits[k][1:])
             out_r.extend(split_rows[2 * k : 2 * k + 2])
         else:

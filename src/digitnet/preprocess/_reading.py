@@ -19,8 +19,9 @@ import numpy as np
 from ..errors import DigitnetError, ImageError
 from ._analyse import prepare
 from ._candidates import Prepared
-from ._choose import PATH_BELOW, SPLIT_EACH, choose
+from ._choose import PAIR_AT, PATH_BELOW, SPLIT_EACH, choose
 from ._load import ImageSource
+from ._pairs import pair_probability
 
 __all__ = [
     "REJECTED",
@@ -201,24 +202,52 @@ def classify(
     # is read at least SPLIT_EACH surer than the whole, impossible once the whole is read
     # above 1 - SPLIT_EACH (most digits). Those splits are left out (their crops are not even
     # made, for ``split_sources``): they could never be chosen.
-    at = 0
+    # Pieces that could be two digits (those with a split on offer) are also asked of the
+    # pair detector: a piece it finds to be two touching digits is split even when the
+    # network reads the whole as one confident digit (two digits squeezed into its box).
+    splittable = [sorted({sp[0] for sp in p.splits} | {i for i, _ in p.split_sources}) for p in ok]
+    pair_inputs = [p.crops[i].image for p, idx in zip(ok, splittable, strict=True) for i in idx]
+    pair_inputs += [c.image for p in ok for _, _, c in p.joins]
+    pair_all = pair_probability(np.stack(pair_inputs)) if pair_inputs else np.zeros(0)
+    n_piece = sum(len(idx) for idx in splittable)
+    pair_p, join_pair = pair_all[:n_piece], pair_all[n_piece:]
+    at, at_pair, at_jp = 0, 0, 0
     offered: list[list[Any]] = []
+    join_offered: list[list[Any]] = []
+    paired: list[frozenset[int]] = []
+    joins_paired: list[np.ndarray] = []
     split_inputs: list[np.ndarray] = []
-    for p in ok:
+    for p, idx in zip(ok, splittable, strict=True):
         rows = probs[at : at + len(p.crops)]
         at += len(p.crops) + len(p.joins)
+        pp = pair_p[at_pair : at_pair + len(idx)]
+        at_pair += len(idx)
+        jp = join_pair[at_jp : at_jp + len(p.joins)] >= PAIR_AT
+        at_jp += len(p.joins)
+        joins_paired.append(jp)
+        jc = [(k, *halves) for k, src in p.join_splits if jp[k] and (halves := src.crops())]
+        join_offered.append(jc)
+        # (Not the parts the width rule cut from one piece: a part with a neighbour's stroke
+        # looks like two digits; their join is asked instead, and cut again in other places.)
+        two = frozenset(
+            i for i, q in zip(idx, pp, strict=True) if q >= PAIR_AT and i not in p.cut_parts
+        )
+        paired.append(two)
         unsure = {i for i in range(len(p.crops)) if float(rows[i].max()) <= 1.0 - SPLIT_EACH}
+        unsure |= two
         cands = [sp for sp in p.splits if sp[0] in unsure]
         for i, source in p.split_sources:
             # Path cuts (narrow pieces, most single digits) only for pieces read at
-            # PATH_BELOW or less: touching 1s are read as a hesitant 4 or 1, and the search
-            # is the costliest candidate.
-            wanted = i in unsure and (source.whole is None or float(rows[i].max()) <= PATH_BELOW)
+            # PATH_BELOW or less or found to be two digits: touching 1s are read as a
+            # hesitant 4 or 1, and the search is the costliest candidate.
+            wanted = i in unsure and (
+                source.whole is None or float(rows[i].max()) <= PATH_BELOW or i in two
+            )
             pair = source.crops() if wanted else None
             if pair is not None:
                 cands.append((i, *pair))
         offered.append(cands)
-        split_inputs.extend(np.stack([a.image, b.image]) for _, a, b in cands)
+        split_inputs.extend(np.stack([a.image, b.image]) for _, a, b in cands + jc)
     split_probs = _predict(predictor, split_inputs, batch_size)
     split_probs = _reheat(split_probs, temp)
     k = max(1, min(10, top_k))
@@ -237,11 +266,14 @@ def classify(
         at += len(crops)
         join_rows = probs[at : at + len(p.joins)]
         at += len(p.joins)
-        cands = offered[n_ok]
+        cands, two, jc = offered[n_ok], paired[n_ok], join_offered[n_ok]
+        jp = joins_paired[n_ok]
         n_ok += 1
         split_rows = split_probs[at_split : at_split + 2 * len(cands)]
         at_split += 2 * len(cands)
-        crops, rows = choose(p, rows, join_rows, cands, split_rows)
+        jc_rows = split_probs[at_split : at_split + 2 * len(jc)]
+        at_split += 2 * len(jc)
+        crops, rows = choose(p, rows, join_rows, cands, split_rows, two, jp, jc, jc_rows)
         digits = []
         for crop, row in zip(crops, rows, strict=True):
             row = _reheat(row[None], 1.0 / temp)[0]
