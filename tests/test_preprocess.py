@@ -630,6 +630,8 @@ def test_split_sources_make_the_crops_a_direct_cut_would(mnist_test, bundled):
                 p.size,
                 p.joins,
                 splits=tuple((i, *pair) for i, pair in made if pair is not None),
+                # (Kept for the finer grid of cuts, made from them in both readings alike.)
+                split_sources=p.split_sources,
                 cut_parts=p.cut_parts,
                 join_splits=p.join_splits,
             )
@@ -810,6 +812,9 @@ def test_a_join_the_pair_detector_finds_two_digits_in_is_read_at_its_own_cut(mon
         def crops(self):
             return crop(5, 0, 20), crop(6, 21, 20)
 
+        def more_cuts(self):  # (no finer cuts here)
+            return []
+
     Fixed = _by_code({4: 0.85, 8: 0.99, 5: 0.97, 6: 0.97})
     parts = (crop(4, 0, 20), crop(4, 22, 20))
     join = (0, 2, crop(8, 0, 42))
@@ -819,3 +824,61 @@ def test_a_join_the_pair_detector_finds_two_digits_in_is_read_at_its_own_cut(mon
     assert [r.text for r in classify([plain, with_cuts], ["a", "b"], Fixed())] == ["8", "8"]
     _pairs_by_code(monkeypatch, two={8})
     assert [r.text for r in classify([plain, with_cuts], ["a", "b"], Fixed())] == ["44", "56"]
+
+
+def test_finer_cuts_are_the_grid_columns_the_usual_cuts_leave_out():
+    from digitnet.preprocess._candidates import SplitSource
+    from digitnet.preprocess._segment import Piece, cut_candidates
+
+    lab = np.zeros((40, 60), np.int32)
+    lab[2:38, 4:56] = 1  # one solid blob, 52 px wide: every column holds the same ink
+    piece = Piece(2, 38, 4, 56, [1])
+    usual = [a.x1 for a, _ in cut_candidates(piece, lab)]
+    finer = cut_candidates(piece, lab, more=True)
+    assert usual and len(finer) >= 6
+    for a, b in finer:  # left and right tile the piece; each cut is off the usual ones
+        assert a.x0 == 4 and b.x1 == 56 and a.x1 == b.x0
+        assert 0.25 * 52 - 1 <= a.x1 - 4 <= 0.75 * 52 + 1
+        assert all(abs(a.x1 - u) > 1 for u in usual)
+    # A narrow piece has no usual cuts, but finer ones when asked.
+    narrow = Piece(2, 38, 4, 26, [1])
+    assert cut_candidates(narrow, lab) == [] and cut_candidates(narrow, lab, more=True)
+    # From a split source: the same cuts in its window, made into pairs of crops.
+    ink = (lab > 0).astype(np.float32)
+    a, b = cut_candidates(piece, lab)[0]
+    source = SplitSource.cut(ink, lab, a, b, False, 1.0)
+    more = source.more_cuts()
+    assert len(more) == len(finer)
+    assert all(m.crops() is not None for m in more)
+
+
+def test_a_finer_cut_must_beat_the_usual_ones_by_a_margin(monkeypatch):
+    # A piece found to be two digits (code 2): its usual cut reads 0.6 and 0.6; a finer cut
+    # reading 0.9 and 0.9 wins (log 0.81 - 0.5 > log 0.36), one reading 0.7 and 0.7 does not.
+    from digitnet.preprocess import Prepared, classify
+
+    def crop(code: int, x: int, w: int):
+        return _coded_crop(code, x, w, 30)
+
+    class Source:  # a column cut (no ``whole`` to cut along a path)
+        whole = None
+
+        def __init__(self, halves, more=()):
+            self.halves, self.more = halves, list(more)
+
+        def crops(self):
+            return self.halves
+
+        def more_cuts(self):
+            return self.more
+
+    usual = (crop(5, 30, 15), crop(6, 45, 15))
+    _pairs_by_code(monkeypatch, two={2})
+    Fixed = _by_code({2: 0.99, 5: 0.6, 6: 0.6, 7: 0.9, 8: 0.9, 3: 0.7, 4: 0.7})
+
+    def case(a: int, b: int) -> Prepared:
+        finer = Source((crop(a, 30, 14), crop(b, 44, 16)))
+        return Prepared((crop(2, 30, 30),), split_sources=((0, Source(usual, [finer])),))
+
+    texts = [r.text for r in classify([case(7, 8), case(3, 4)], ["a", "b"], Fixed())]
+    assert texts == ["78", "56"]

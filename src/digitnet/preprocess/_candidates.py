@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._mnist import to_mnist
-from ._segment import Piece, path_cut
+from ._segment import Piece, cut_candidates, path_cut
 
 __all__ = ["DigitCrop", "Prepared", "SplitSource", "crops_of", "join_candidates"]
 
@@ -137,6 +137,21 @@ class SplitSource:
         # quarter of the bytes between processes; 1/255 is far below what 28x28 can show).
         ink8 = np.round(win[0] * 255.0).astype(np.uint8)
         return cls(ink8, win[1], (y0, x0), None, None, deskew, scale, _shifted(piece, y0, x0))
+
+    def more_cuts(self) -> list[SplitSource]:
+        """The piece's other column cuts (``cut_candidates(..., more=True)``) in the same
+        window, asked for only when the pair detector found the piece to be two digits."""
+        whole = self.whole
+        if whole is None:
+            rows = np.flatnonzero(self.lab.any(axis=1))
+            cols = np.flatnonzero(self.lab.any(axis=0))
+            if rows.size == 0:
+                return []
+            whole = Piece(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1, [1])
+        return [
+            SplitSource(self.ink, self.lab, self.origin, a, b, self.deskew, self.scale)
+            for a, b in cut_candidates(whole, self.lab, more=True)
+        ]
 
     def crops(self) -> tuple[DigitCrop, DigitCrop] | None:
         left, right = self.left, self.right

@@ -158,6 +158,10 @@ PAIR_AT = 0.97
 _PAIR_HALF_MIN = 0.3
 _PAIR_WIDER = 1.1
 _PAIR_JOIN = 2.0
+# A piece (or join) found to be two digits is also cut on a finer grid of columns; such a cut
+# must beat the usual ones by _FINER_MARGIN (log): the network reads some slices of two
+# overlapping digits confidently as other digits ("19" cut into "43").
+_FINER_MARGIN = 0.5
 
 
 def _pair_wide(crops, i: int) -> bool:
@@ -178,6 +182,8 @@ def choose(
     join_paired: np.ndarray | None = None,
     join_splits=(),
     join_split_rows: np.ndarray | None = None,
+    finer: frozenset[int] = frozenset(),
+    finer_joins: frozenset[int] = frozenset(),
 ):
     """The digits to report: joins chosen by ``best_reading``, then each piece still read on
     its own replaced by its best two-digit split (of ``splits``, ``(i, left, right)``) where
@@ -191,6 +197,8 @@ def choose(
     for k, (i, _, _) in enumerate(splits):
         pa, pb = float(split_rows[2 * k].max()), float(split_rows[2 * k + 1].max())
         score = np.log(max(pa, 1e-9)) + np.log(max(pb, 1e-9)) + 2 * _DIGIT_BONUS
+        if k in finer:
+            score -= _FINER_MARGIN
         if i not in split_best or score > split_best[i][0]:
             split_best[i] = (score, k, min(pa, pb))
     out_c: list = []
@@ -203,6 +211,8 @@ def choose(
         if min(pa, pb) < _PAIR_HALF_MIN:
             continue
         score = np.log(max(pa, 1e-9)) + np.log(max(pb, 1e-9)) + 2 * _DIGIT_BONUS
+        if n in finer_joins:
+            score -= _FINER_MARGIN
         if k not in two_of or score > two_of[k][0]:
             two_of[k] = (score, n)
     override = {k: v[0] for k, v in two_of.items()}

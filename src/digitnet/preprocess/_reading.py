@@ -216,6 +216,8 @@ def classify(
     join_offered: list[list[Any]] = []
     paired: list[frozenset[int]] = []
     joins_paired: list[np.ndarray] = []
+    finers: list[frozenset[int]] = []
+    finer_joins: list[frozenset[int]] = []
     split_inputs: list[np.ndarray] = []
     for p, idx in zip(ok, splittable, strict=True):
         rows = probs[at : at + len(p.crops)]
@@ -226,7 +228,14 @@ def classify(
         at_jp += len(p.joins)
         joins_paired.append(jp)
         jc = [(k, *halves) for k, src in p.join_splits if jp[k] and (halves := src.crops())]
+        first_finer_join = len(jc)
+        for kj in map(int, np.flatnonzero(jp)):
+            first = next((src for j, src in p.join_splits if j == kj), None)
+            for extra in first.more_cuts() if first is not None else []:
+                if (halves := extra.crops()) is not None:
+                    jc.append((kj, *halves))
         join_offered.append(jc)
+        finer_joins.append(frozenset(range(first_finer_join, len(jc))))
         # (Not the parts the width rule cut from one piece: a part with a neighbour's stroke
         # looks like two digits; their join is asked instead, and cut again in other places.)
         two = frozenset(
@@ -246,7 +255,16 @@ def classify(
             pair = source.crops() if wanted else None
             if pair is not None:
                 cands.append((i, *pair))
+        # A piece found to be two digits is also cut on a finer grid of columns (once).
+        first_finer = len(cands)
+        for i in sorted(two):
+            first = next((src for j, src in p.split_sources if j == i), None)
+            for extra in first.more_cuts() if first is not None else []:
+                pair = extra.crops()
+                if pair is not None:
+                    cands.append((i, *pair))
         offered.append(cands)
+        finers.append(frozenset(range(first_finer, len(cands))))
         split_inputs.extend(np.stack([a.image, b.image]) for _, a, b in cands + jc)
     split_probs = _predict(predictor, split_inputs, batch_size)
     split_probs = _reheat(split_probs, temp)
@@ -273,7 +291,19 @@ def classify(
         at_split += 2 * len(cands)
         jc_rows = split_probs[at_split : at_split + 2 * len(jc)]
         at_split += 2 * len(jc)
-        crops, rows = choose(p, rows, join_rows, cands, split_rows, two, jp, jc, jc_rows)
+        crops, rows = choose(
+            p,
+            rows,
+            join_rows,
+            cands,
+            split_rows,
+            two,
+            jp,
+            jc,
+            jc_rows,
+            finers[n_ok - 1],
+            finer_joins[n_ok - 1],
+        )
         digits = []
         for crop, row in zip(crops, rows, strict=True):
             row = _reheat(row[None], 1.0 / temp)[0]
