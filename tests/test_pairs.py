@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from digitnet.errors import CheckpointError
 from digitnet.preprocess._pairs import PAIR_WEIGHTS, pair_probability
 
 
@@ -59,8 +60,15 @@ def test_bad_input_and_bad_weights_are_refused(tmp_path):
         arrays = {k: f[k] for k in f.files}
     arrays["fc1.weight"] = arrays["fc1.weight"][:, :100]
     np.savez(bad, **arrays)
-    with pytest.raises(ValueError, match=r"fc1\.weight has shape"):
+    with pytest.raises(CheckpointError, match=r"fc1\.weight has shape"):
         pair_probability(np.zeros((1, 28, 28)), path=bad)
+    # A missing or damaged file (a broken install): one line naming it.
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(PAIR_WEIGHTS.read_bytes()[:5000])
+    for path in (tmp_path / "missing.npz", truncated):
+        with pytest.raises(CheckpointError, match=r"pair detector's weights cannot be read") as e:
+            pair_probability(np.zeros((1, 28, 28)), path=path)
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
 
 
 def test_training_is_seeded_and_makes_the_shapes_the_reader_loads():

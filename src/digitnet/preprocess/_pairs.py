@@ -15,10 +15,14 @@ keeps needing no torch; about 0.1 ms a crop.
 from __future__ import annotations
 
 import functools
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import CheckpointError, one_line
 
 __all__ = ["PAIR_WEIGHTS", "pair_probability"]
 
@@ -38,11 +42,20 @@ _SHAPES = {
 
 @functools.cache
 def _weights(path: Path = PAIR_WEIGHTS) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as f:
-        w = {k: np.asarray(f[k], np.float32) for k in _SHAPES}
+    """The detector's arrays, checked; a missing or damaged file (a broken install) is one
+    ``CheckpointError`` line, never a traceback from the middle of a reading."""
+    try:
+        # (Read first: np.load leaves its file open when a damaged archive makes it raise.)
+        with np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False) as f:
+            w = {k: np.asarray(f[k], np.float32) for k in _SHAPES}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(
+            f"{path}: the pair detector's weights cannot be read ({one_line(exc)}); "
+            "reinstall digitnet"
+        ) from None
     for k, shape in _SHAPES.items():
         if w[k].shape != shape:
-            raise ValueError(f"{path}: {k} has shape {w[k].shape}, expected {shape}")
+            raise CheckpointError(f"{path}: {k} has shape {w[k].shape}, expected {shape}")
     return w
 
 
