@@ -40,6 +40,9 @@ def test_numpy_forward_pass_is_the_torch_network(allograph_examples):
     with torch.no_grad():
         ref = torch.sigmoid(net(torch.from_numpy(x)[:, None])).squeeze(1).numpy()
     np.testing.assert_allclose(pair_probability(x), ref, atol=2e-5)
+    # In chunks or all at once, the same answers (a block of images brings many crops).
+    many = np.concatenate([x] * 3)
+    np.testing.assert_allclose(pair_probability(many), np.concatenate([ref] * 3), atol=2e-5)
 
 
 def test_shipped_detector_tells_one_digit_from_two(allograph_examples):
