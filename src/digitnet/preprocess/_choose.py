@@ -6,11 +6,13 @@ joins, splits), ``choose`` picks the digits to report.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from ._candidates import Prepared
 
-__all__ = ["PAIR_AT", "PATH_BELOW", "SPLIT_EACH", "best_reading", "choose"]
+__all__ = ["PAIR_AT", "PATH_BELOW", "SPLIT_EACH", "PairFindings", "best_reading", "choose"]
 
 
 # Each digit of a reading earns this bonus (in log-probability): a join must make the network
@@ -175,26 +177,36 @@ def _pair_wide(crops, i: int) -> bool:
     return crops[i].box[2] >= _PAIR_WIDER * float(np.median(others))
 
 
+@dataclass(frozen=True)
+class PairFindings:
+    """What the pair detector found in one image (``classify`` fills it; ``choose`` reads it)."""
+
+    pieces: frozenset[int] = frozenset()  # pieces found to be two digits
+    joins: np.ndarray | None = None  # per join of ``Prepared.joins``: found to be two digits
+    # Cuts of such joins, ``(k, left, right)`` with k indexing ``Prepared.joins``.
+    join_cuts: list = field(default_factory=list)
+    finer: frozenset[int] = frozenset()  # indices of the split candidates on the finer grid
+    finer_joins: frozenset[int] = frozenset()  # indices of ``join_cuts`` on the finer grid
+
+
 def choose(
     p: Prepared,
     rows: np.ndarray,
     join_rows: np.ndarray,
     splits,
     split_rows: np.ndarray,
-    paired: frozenset[int] = frozenset(),
-    join_paired: np.ndarray | None = None,
-    join_splits=(),
-    join_split_rows: np.ndarray | None = None,
-    finer: frozenset[int] = frozenset(),
-    finer_joins: frozenset[int] = frozenset(),
+    found: PairFindings | None = None,
+    join_cut_rows: np.ndarray | None = None,
 ):
     """The digits to report: joins chosen by ``best_reading``, then each piece still read on
     its own replaced by its best two-digit split (of ``splits``, ``(i, left, right)``) where
     the network is clearly surer of that (a little less sure for a piece much wider than the
-    rest of its number), or where the pair detector found two digits (``paired``).
-    ``join_paired``: per join, did the detector find two digits; ``join_splits``
-    (``(k, left, right)``, k indexing ``p.joins``) and their rows: other cuts of such joins.
-    Returns ``(crops, rows)``."""
+    rest of its number), or where the pair detector found two digits (``found``; its join cuts
+    read as ``join_cut_rows``, two rows a cut). Returns ``(crops, rows)``."""
+    found = found or PairFindings()
+    paired, join_paired, join_splits = found.pieces, found.joins, found.join_cuts
+    finer, finer_joins = found.finer, found.finer_joins
+    join_split_rows = join_cut_rows
     crops = list(p.crops)
     split_best: dict[int, tuple[float, int, float]] = {}
     for k, (i, _, _) in enumerate(splits):

@@ -9,6 +9,7 @@ web service answers).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import numpy as np
 from ..errors import DigitnetError, ImageError
 from ._analyse import prepare
 from ._candidates import Prepared
-from ._choose import PAIR_AT, PATH_BELOW, SPLIT_EACH, choose
+from ._choose import PAIR_AT, PATH_BELOW, SPLIT_EACH, PairFindings, choose
 from ._load import ImageSource
 from ._pairs import pair_probability
 
@@ -202,70 +203,44 @@ def classify(
     # is read at least SPLIT_EACH surer than the whole, impossible once the whole is read
     # above 1 - SPLIT_EACH (most digits). Those splits are left out (their crops are not even
     # made, for ``split_sources``): they could never be chosen.
-    # Pieces that could be two digits (those with a split on offer) are also asked of the
-    # pair detector: a piece it finds to be two touching digits is split even when the
-    # network reads the whole as one confident digit (two digits squeezed into its box).
+    # Pieces that could be two digits (those with a split on offer), and joins, are also asked
+    # of the pair detector (``_pair_findings``).
     splittable = [sorted({sp[0] for sp in p.splits} | {i for i, _ in p.split_sources}) for p in ok]
     pair_inputs = [p.crops[i].image for p, idx in zip(ok, splittable, strict=True) for i in idx]
     pair_inputs += [c.image for p in ok for _, _, c in p.joins]
     pair_all = pair_probability(np.stack(pair_inputs)) if pair_inputs else np.zeros(0)
     n_piece = sum(len(idx) for idx in splittable)
-    pair_p, join_pair = pair_all[:n_piece], pair_all[n_piece:]
-    at, at_pair, at_jp = 0, 0, 0
-    offered: list[list[Any]] = []
-    join_offered: list[list[Any]] = []
-    paired: list[frozenset[int]] = []
-    joins_paired: list[np.ndarray] = []
-    finers: list[frozenset[int]] = []
-    finer_joins: list[frozenset[int]] = []
+    at, at_pair, at_join = 0, 0, n_piece
+    offered: list[tuple[list[Any], PairFindings]] = []
     split_inputs: list[np.ndarray] = []
     for p, idx in zip(ok, splittable, strict=True):
         rows = probs[at : at + len(p.crops)]
         at += len(p.crops) + len(p.joins)
-        pp = pair_p[at_pair : at_pair + len(idx)]
+        pieces_p = pair_all[at_pair : at_pair + len(idx)]
         at_pair += len(idx)
-        jp = join_pair[at_jp : at_jp + len(p.joins)] >= PAIR_AT
-        at_jp += len(p.joins)
-        joins_paired.append(jp)
-        jc = [(k, *halves) for k, src in p.join_splits if jp[k] and (halves := src.crops())]
-        first_finer_join = len(jc)
-        for kj in map(int, np.flatnonzero(jp)):
-            first = next((src for j, src in p.join_splits if j == kj), None)
-            for extra in first.more_cuts() if first is not None else []:
-                if (halves := extra.crops()) is not None:
-                    jc.append((kj, *halves))
-        join_offered.append(jc)
-        finer_joins.append(frozenset(range(first_finer_join, len(jc))))
-        # (Not the parts the width rule cut from one piece: a part with a neighbour's stroke
-        # looks like two digits; their join is asked instead, and cut again in other places.)
-        two = frozenset(
-            i for i, q in zip(idx, pp, strict=True) if q >= PAIR_AT and i not in p.cut_parts
-        )
-        paired.append(two)
+        joins_p = pair_all[at_join : at_join + len(p.joins)]
+        at_join += len(p.joins)
+        found = _pair_findings(p, dict(zip(idx, pieces_p, strict=True)), joins_p)
         unsure = {i for i in range(len(p.crops)) if float(rows[i].max()) <= 1.0 - SPLIT_EACH}
-        unsure |= two
+        unsure |= found.pieces
         cands = [sp for sp in p.splits if sp[0] in unsure]
         for i, source in p.split_sources:
             # Path cuts (narrow pieces, most single digits) only for pieces read at
             # PATH_BELOW or less or found to be two digits: touching 1s are read as a
             # hesitant 4 or 1, and the search is the costliest candidate.
             wanted = i in unsure and (
-                source.whole is None or float(rows[i].max()) <= PATH_BELOW or i in two
+                source.whole is None or float(rows[i].max()) <= PATH_BELOW or i in found.pieces
             )
             pair = source.crops() if wanted else None
             if pair is not None:
                 cands.append((i, *pair))
         # A piece found to be two digits is also cut on a finer grid of columns (once).
         first_finer = len(cands)
-        for i in sorted(two):
-            first = next((src for j, src in p.split_sources if j == i), None)
-            for extra in first.more_cuts() if first is not None else []:
-                pair = extra.crops()
-                if pair is not None:
-                    cands.append((i, *pair))
-        offered.append(cands)
-        finers.append(frozenset(range(first_finer, len(cands))))
-        split_inputs.extend(np.stack([a.image, b.image]) for _, a, b in cands + jc)
+        for i in sorted(found.pieces):
+            cands.extend((i, *pair) for pair in _finer(p.split_sources, i))
+        found = dataclasses.replace(found, finer=frozenset(range(first_finer, len(cands))))
+        offered.append((cands, found))
+        split_inputs.extend(np.stack([a.image, b.image]) for _, a, b in cands + found.join_cuts)
     split_probs = _predict(predictor, split_inputs, batch_size)
     split_probs = _reheat(split_probs, temp)
     k = max(1, min(10, top_k))
@@ -284,26 +259,13 @@ def classify(
         at += len(crops)
         join_rows = probs[at : at + len(p.joins)]
         at += len(p.joins)
-        cands, two, jc = offered[n_ok], paired[n_ok], join_offered[n_ok]
-        jp = joins_paired[n_ok]
+        cands, found = offered[n_ok]
         n_ok += 1
         split_rows = split_probs[at_split : at_split + 2 * len(cands)]
         at_split += 2 * len(cands)
-        jc_rows = split_probs[at_split : at_split + 2 * len(jc)]
-        at_split += 2 * len(jc)
-        crops, rows = choose(
-            p,
-            rows,
-            join_rows,
-            cands,
-            split_rows,
-            two,
-            jp,
-            jc,
-            jc_rows,
-            finers[n_ok - 1],
-            finer_joins[n_ok - 1],
-        )
+        cut_rows = split_probs[at_split : at_split + 2 * len(found.join_cuts)]
+        at_split += 2 * len(found.join_cuts)
+        crops, rows = choose(p, rows, join_rows, cands, split_rows, found, cut_rows)
         digits = []
         for crop, row in zip(crops, rows, strict=True):
             row = _reheat(row[None], 1.0 / temp)[0]
@@ -325,6 +287,27 @@ def classify(
         text = "".join(REJECTED if d.rejected else str(d.digit) for d in digits)
         out.append(Reading(label, text, tuple(digits), p.message))
     return out
+
+
+def _finer(sources, i: int) -> list[tuple[Any, Any]]:
+    """The finer grid of cuts of piece (or join) ``i``, made from its first split source."""
+    first = next((src for j, src in sources if j == i), None)
+    pairs = (extra.crops() for extra in (first.more_cuts() if first is not None else []))
+    return [pair for pair in pairs if pair is not None]
+
+
+def _pair_findings(p: Prepared, pieces_p: dict[int, float], joins_p: np.ndarray) -> PairFindings:
+    """What the pair detector's probabilities mean for ``p``: the pieces to split (not the
+    parts the width rule cut from one piece: a part with a neighbour's stroke looks like two
+    digits; their join is asked instead), the joins found to be two digits, and those joins'
+    cuts (their own usual cuts, then a finer grid)."""
+    two = frozenset(i for i, q in pieces_p.items() if q >= PAIR_AT and i not in p.cut_parts)
+    joins = joins_p >= PAIR_AT
+    cuts = [(k, *pair) for k, src in p.join_splits if joins[k] and (pair := src.crops())]
+    first_finer = len(cuts)
+    for k in map(int, np.flatnonzero(joins)):
+        cuts.extend((k, *pair) for pair in _finer(p.join_splits, k))
+    return PairFindings(two, joins, cuts, finer_joins=frozenset(range(first_finer, len(cuts))))
 
 
 def _reheat(probs: np.ndarray, temp: float) -> np.ndarray:
