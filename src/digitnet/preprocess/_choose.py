@@ -135,17 +135,18 @@ _WIDE_HEIGHT = 0.6
 _LONE_ASPECT = 1.0
 
 
+def _others_median(crops, i: int, side: int) -> float:
+    """The median width (``side`` 2) or height (3) of the pieces other than ``i``."""
+    return float(np.median([c.box[side] for j, c in enumerate(crops) if j != i]))
+
+
 def _wide_in_number(crops, i: int) -> bool:
     """Is piece ``i`` much wider than the other pieces of its number (``_WIDE_FACTOR``), or,
     alone, at least as wide as tall (``_LONE_ASPECT``)?"""
     if len(crops) < 2:
         _, _, w, h = crops[i].box
         return w >= _LONE_ASPECT * h
-    others = [c.box for j, c in enumerate(crops) if j != i]
-    typical = max(
-        float(np.median([b[2] for b in others])),
-        _WIDE_HEIGHT * float(np.median([b[3] for b in others])),
-    )
+    typical = max(_others_median(crops, i, 2), _WIDE_HEIGHT * _others_median(crops, i, 3))
     return crops[i].box[2] >= _WIDE_FACTOR * typical
 
 
@@ -171,10 +172,14 @@ _FINER_MARGIN = 0.5
 
 def _pair_wide(crops, i: int) -> bool:
     """Is piece ``i`` alone, or _PAIR_WIDER times as wide as the others' median?"""
-    if len(crops) < 2:
-        return True
-    others = [c.box[2] for j, c in enumerate(crops) if j != i]
-    return crops[i].box[2] >= _PAIR_WIDER * float(np.median(others))
+    return len(crops) < 2 or crops[i].box[2] >= _PAIR_WIDER * _others_median(crops, i, 2)
+
+
+def _two_digits(pa: float, pb: float, finer: bool) -> float:
+    """The score of reading two halves read at ``pa`` and ``pb`` (a cut on the finer grid
+    pays _FINER_MARGIN)."""
+    score = np.log(max(pa, 1e-9)) + np.log(max(pb, 1e-9)) + 2 * _DIGIT_BONUS
+    return float(score - _FINER_MARGIN if finer else score)
 
 
 @dataclass(frozen=True)
@@ -204,39 +209,32 @@ def choose(
     rest of its number), or where the pair detector found two digits (``found``; its join cuts
     read as ``join_cut_rows``, two rows a cut). Returns ``(crops, rows)``."""
     found = found or PairFindings()
-    paired, join_paired, join_splits = found.pieces, found.joins, found.join_cuts
-    finer, finer_joins = found.finer, found.finer_joins
-    join_split_rows = join_cut_rows
     crops = list(p.crops)
     split_best: dict[int, tuple[float, int, float]] = {}
     for k, (i, _, _) in enumerate(splits):
         pa, pb = float(split_rows[2 * k].max()), float(split_rows[2 * k + 1].max())
-        score = np.log(max(pa, 1e-9)) + np.log(max(pb, 1e-9)) + 2 * _DIGIT_BONUS
-        if k in finer:
-            score -= _FINER_MARGIN
+        score = _two_digits(pa, pb, k in found.finer)
         if i not in split_best or score > split_best[i][0]:
             split_best[i] = (score, k, min(pa, pb))
     out_c: list = []
     out_r: list[np.ndarray] = []
     # A join the pair detector finds to be two digits may be read as two at another cut.
-    jsr = join_split_rows if join_split_rows is not None else np.zeros((0, 10), np.float32)
+    cut_rows = join_cut_rows if join_cut_rows is not None else np.zeros((0, 10), np.float32)
     two_of: dict[int, tuple[float, int]] = {}
-    for n, (k, _, _) in enumerate(join_splits):
-        pa, pb = float(jsr[2 * n].max()), float(jsr[2 * n + 1].max())
+    for n, (k, _, _) in enumerate(found.join_cuts):
+        pa, pb = float(cut_rows[2 * n].max()), float(cut_rows[2 * n + 1].max())
         if min(pa, pb) < _PAIR_HALF_MIN:
             continue
-        score = np.log(max(pa, 1e-9)) + np.log(max(pb, 1e-9)) + 2 * _DIGIT_BONUS
-        if n in finer_joins:
-            score -= _FINER_MARGIN
+        score = _two_digits(pa, pb, n in found.finer_joins)
         if k not in two_of or score > two_of[k][0]:
             two_of[k] = (score, n)
     override = {k: v[0] for k, v in two_of.items()}
-    runs = best_reading(len(crops), rows, p.joins, join_rows, crops, join_paired, override)
+    runs = best_reading(len(crops), rows, p.joins, join_rows, crops, found.joins, override)
     for i, _j, src in runs:
         if src in two_of:
             n = two_of[src][1]
-            out_c.extend(join_splits[n][1:])
-            out_r.extend(jsr[2 * n : 2 * n + 2])
+            out_c.extend(found.join_cuts[n][1:])
+            out_r.extend(cut_rows[2 * n : 2 * n + 2])
             continue
         if src >= 0:
             out_c.append(p.joins[src][2])
@@ -246,7 +244,7 @@ def choose(
         whole = np.log(max(pw, 1e-9)) + _DIGIT_BONUS
         score, k, weakest = split_best.get(i, (-np.inf, -1, 0.0))
         least = _SPLIT_MIN_WIDE if k >= 0 and _wide_in_number(crops, i) else _SPLIT_MIN
-        if k >= 0 and i in paired and _pair_wide(crops, i):
+        if k >= 0 and i in found.pieces and _pair_wide(crops, i):
             take = weakest >= _PAIR_HALF_MIN
         else:
             take = score > whole + _SPLIT_MARGIN and weakest >= max(least, pw + SPLIT_EACH)
