@@ -69,7 +69,7 @@ def test_bad_input_and_bad_weights_are_refused(tmp_path):
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(PAIR_WEIGHTS.read_bytes()[:5000])
     for path in (tmp_path / "missing.npz", truncated):
-        with pytest.raises(CheckpointError, match=r"pair detector's weights cannot be read") as e:
+        with pytest.raises(CheckpointError, match=r"detector weights cannot be read") as e:
             pair_probability(np.zeros((1, 28, 28)), path=path)
         assert str(path) in str(e.value) and "\n" not in str(e.value)
 

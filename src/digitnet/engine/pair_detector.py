@@ -168,9 +168,11 @@ def train(
     epochs: int = 8,
     seed: int = 0,
     val: tuple[np.ndarray, np.ndarray] | None = None,
+    names: tuple[str, str] = ("one digit", "two digits"),
     log=print,
 ) -> dict[str, np.ndarray]:
-    """Train the detector on crops ``x`` and labels ``y``; the weights by saved name."""
+    """Train the detector on crops ``x`` and labels ``y``; the weights by saved name.
+    ``names``: what labels 0 and 1 are, for the validation line of each epoch."""
     import torch
     import torch.nn.functional as F
 
@@ -202,8 +204,8 @@ def train(
                 p = torch.sigmoid(net(torch.from_numpy(val[0][:, None])).squeeze(1)).numpy()
             one, two = p[val[1] == 0], p[val[1] == 1]
             line += (
-                f"; validation: one digit taken for two {np.mean(one >= 0.9):.2%} (P >= 0.9), "
-                f"two digits found {np.mean(two >= 0.9):.2%}"
+                f"; validation: {names[0]} taken for {names[1]} {np.mean(one >= 0.9):.2%} "
+                f"(P >= 0.9), {names[1]} found {np.mean(two >= 0.9):.2%}"
             )
         log(f"{line} ({time.perf_counter() - t0:.0f} s)")
     return {

@@ -7,7 +7,7 @@ when there is no ink at all, the reason why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -15,7 +15,7 @@ from scipy import ndimage as ndi
 
 from ._load import resize_box
 
-__all__ = ["InkLayer", "ink_layer", "ink_mask", "otsu_threshold"]
+__all__ = ["InkLayer", "framed_layer", "ink_layer", "ink_mask", "otsu_threshold"]
 
 # Ink must stand out from the paper by at least this much (fraction of full scale, ~10 grey
 # levels of 255) and by this many noise standard deviations: JPEG ringing on a blank page and
@@ -38,6 +38,14 @@ class InkLayer:
     mask: np.ndarray  # bool (H, W): ink pixels (Otsu / noise-floor threshold)
     dark_ink: bool  # True when the ink was darker than the paper
     message: str | None  # why there is no ink, or None
+    # Set when the ink was found by the second look, in a frame (ink touching the border, or
+    # an image the first look found blank): why there would be no digit if it is not one (the
+    # first look's message, or ``ONLY_LIGHT``). Uneven light on an empty page gives such ink
+    # too, so the caller keeps it only if it looks like digits (the mark detector).
+    doubt: str | None = None
+
+
+ONLY_LIGHT = "no digit found: only light and shadow on the paper, nothing drawn"
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
@@ -246,18 +254,31 @@ def ink_layer(gray: np.ndarray) -> InkLayer:
         return layer
     if layer.message is not None and not _two_levels_ok(g):
         return layer  # blank, noise or a bare gradient: nothing a frame would change
-    dark = layer.dark_ink
-    pad = max(2, round(_FRAME * max(g.shape)))
-    framed = _framed(g, pad, dark)
-    # Inside the frame, the opening's window is as wide as the image's shorter side: every
-    # window then reaches paper (the frame's or the paper between strokes), so a stroke as
-    # bold as a fifth of the digit is not taken for paper and left hollow.
-    # (Only where ink was found touching the border: an image the first pass found blank is
-    # analysed with the usual window, which follows a light gradient instead of reading it.)
-    wide = min(g.shape) / max(framed.shape) if layer.message is None else 0.0
-    inner = _ink_layer(framed, dark=dark, min_window=wide)
+    inner = framed_layer(g, layer.dark_ink, wide=layer.message is None)
     if inner.message is not None and layer.message is None:
         return layer
+    if inner.message is None:
+        return replace(inner, doubt=layer.message or ONLY_LIGHT)
+    return inner
+
+
+def framed_layer(g: np.ndarray, dark: bool | None = None, wide: bool = False) -> InkLayer:
+    """``g``'s ink analysed inside a frame of paper (``_FRAME``), cropped back to ``g``.
+
+    ``wide``: the opening's window as wide as the image's shorter side, so every window
+    reaches paper (the frame's or the paper between strokes) and a stroke as bold as a fifth
+    of the digit is not taken for paper and left hollow. (For images whose first look found
+    ink touching the border; an image found blank is analysed with the usual window, which
+    follows a light gradient instead of reading it.) ``dark``: the ink's polarity, decided
+    here when not given.
+    """
+    if dark is None:
+        dark = _dark_ink(_small(g, _BG_SIDE))
+    pad = max(2, round(_FRAME * max(g.shape)))
+    framed = _framed(g, pad, dark)
+    inner = _ink_layer(
+        framed, dark=dark, min_window=min(g.shape) / max(framed.shape) if wide else 0.0
+    )
     h, w = g.shape
     crop = (slice(pad, pad + h), slice(pad, pad + w))
     return InkLayer(

@@ -8,8 +8,13 @@ wide, so wide 0s and 2s are singles) against two MNIST digits drawn overlapping 
 columns (``python -m digitnet.engine.pair_detector``). The reader uses it to decide whether a
 piece is worth splitting; the digits themselves are still read by the digit network.
 
-It runs in NumPy (two 3x3/5x5 convolutions as matrix products and one hidden layer), so reading
-keeps needing no torch; about 0.1 ms a crop.
+The mark detector (``mark_probability``, weights ``marks.npz``, ``python -m
+digitnet.engine.mark_detector``) is the same network trained for another question: is this crop
+a digit at all, or the blob that uneven light on an empty page leaves when the reader looks at
+an image it found blank a second time, in a frame (``_ink.framed_layer``)?
+
+Both run in NumPy (two 3x3/5x5 convolutions as matrix products and one hidden layer), so
+reading keeps needing no torch; about 0.1 ms a crop.
 """
 
 from __future__ import annotations
@@ -24,9 +29,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import CheckpointError, one_line
 
-__all__ = ["PAIR_WEIGHTS", "pair_probability"]
+__all__ = [
+    "MARK_WEIGHTS",
+    "PAIR_WEIGHTS",
+    "mark_probability",
+    "pair_probability",
+    "upright_bar",
+]
 
 PAIR_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "pairs.npz"
+MARK_WEIGHTS = PAIR_WEIGHTS.with_name("marks.npz")
 # The layers, in order, and the shapes their weights must have.
 _SHAPES = {
     "conv1.weight": (16, 1, 5, 5),
@@ -50,7 +62,7 @@ def _weights(path: Path = PAIR_WEIGHTS) -> dict[str, np.ndarray]:
             w = {k: np.asarray(f[k], np.float32) for k in _SHAPES}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(
-            f"{path}: the pair detector's weights cannot be read ({one_line(exc)}); "
+            f"{path}: the reader's detector weights cannot be read ({one_line(exc)}); "
             "reinstall digitnet"
         ) from None
     for k, shape in _SHAPES.items():
@@ -74,6 +86,22 @@ def _conv_relu_pool(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np
 
 def pair_probability(images: np.ndarray, path: Path = PAIR_WEIGHTS) -> np.ndarray:
     """P(two touching digits) for each 28x28 crop (float, 1 = ink), shape (N,) float32."""
+    return _probability(images, path)
+
+
+def mark_probability(images: np.ndarray, path: Path = MARK_WEIGHTS) -> np.ndarray:
+    """P(not a digit: light and shadow on empty paper) for each 28x28 crop, shape (N,)."""
+    return _probability(images, path)
+
+
+def upright_bar(crop: np.ndarray) -> bool:
+    """Is the crop's ink an upright bar (under half as wide as tall)? A sliver of shadow and a
+    1 are drawn alike there, so the mark detector is neither trained on nor asked about it."""
+    rows, cols = np.flatnonzero(crop.max(1) > 0.1), np.flatnonzero(crop.max(0) > 0.1)
+    return rows.size > 0 and (cols[-1] - cols[0] + 1) < 0.5 * (rows[-1] - rows[0] + 1)
+
+
+def _probability(images: np.ndarray, path: Path) -> np.ndarray:
     x = np.asarray(images, np.float32)
     if x.ndim != 3 or x.shape[1:] != (28, 28):
         raise ValueError(f"expected (N, 28, 28) crops, got shape {x.shape}")

@@ -96,4 +96,4 @@ def remove_ruling(layer: InkLayer) -> InkLayer:
     near[:, 1:] |= removed[:, :-1]
     near[:, :-1] |= removed[:, 1:]
     ink = np.where(near & ~cleaned, np.float32(0.0), layer.ink).astype(np.float32, copy=False)
-    return InkLayer(ink, cleaned, layer.dark_ink, None)
+    return InkLayer(ink, cleaned, layer.dark_ink, None, layer.doubt)
