@@ -13,6 +13,8 @@ line (ink on both sides of the band), the band's pixels are kept, so the digit s
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ._ink import InkLayer
@@ -96,4 +98,4 @@ def remove_ruling(layer: InkLayer) -> InkLayer:
     near[:, 1:] |= removed[:, :-1]
     near[:, :-1] |= removed[:, 1:]
     ink = np.where(near & ~cleaned, np.float32(0.0), layer.ink).astype(np.float32, copy=False)
-    return InkLayer(ink, cleaned, layer.dark_ink, None, layer.doubt)
+    return replace(layer, ink=ink, mask=cleaned, message=None)
