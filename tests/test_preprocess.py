@@ -882,3 +882,44 @@ def test_a_finer_cut_must_beat_the_usual_ones_by_a_margin(monkeypatch):
 
     texts = [r.text for r in classify([case(7, 8), case(3, 4)], ["a", "b"], Fixed())]
     assert texts == ["78", "56"]
+
+
+def _row_of(inks: list[np.ndarray], gap: int) -> np.ndarray:
+    """Inks cropped to their rows and columns, side by side ``gap`` px apart, centred."""
+    inks = [k[np.flatnonzero(k.max(1) > 0.05)][:, k.max(0) > 0.05] for k in inks]
+    h = max(k.shape[0] for k in inks)
+    cols = []
+    for i, k in enumerate(inks):
+        top = (h - k.shape[0]) // 2
+        cols.append(np.pad(k, ((top, h - k.shape[0] - top), (0, gap if i < len(inks) - 1 else 0))))
+    return np.concatenate(cols, axis=1)
+
+
+def test_a_faint_zero_of_two_arcs_is_kept_in_a_number(bundled, monkeypatch):
+    # A faint 0 whose sides fell under the threshold leaves its top and bottom arcs, each too
+    # short to count as a digit and farther apart than a detached bar: they are one digit.
+    # (load_digits 0s, upscaled from 8x8 and cut at a fine pen's level, break so.)
+    from sklearn.datasets import load_digits
+
+    from digitnet.data.allographs import draw
+    from digitnet.preprocess import _segment
+
+    rng = np.random.default_rng(0)
+    four, seven = (draw(d, s, rng, height=90, margin=0.0) for d, s in ((4, "closed"), (7, "plain")))
+    digits = load_digits()
+    images = []
+    for i, level in ((855, 0.6), (957, 0.55), (980, 0.55), (1025, 0.55)):
+        assert digits.target[i] == 0
+        a = np.pad(digits.images[i].astype(np.float32) / 16, 1)
+        up = np.asarray(Image.fromarray(a, "F").resize((112, 112), Image.BICUBIC), np.float32)
+        zero = np.clip((ndi.gaussian_filter(up, 112 / 40) - level) * 5 + 0.5, 0, 1)
+        assert ndi.label(zero > 0.5)[1] >= 2, "setup: the 0 is in pieces"
+        images.append(on_paper(_row_of([four, zero, seven], 30)))
+    assert [len(segment(img)) for img in images] == [3, 3, 3, 3]
+    assert sum(_read(img, bundled) == "407" for img in images) >= 3
+    # A colon's dots are stacked too, but they are dots: they stay out.
+    colon = np.zeros((90, 14), np.float32)
+    colon[25:37, 1:13] = colon[58:70, 1:13] = 1.0
+    assert len(segment(on_paper(_row_of([four, colon, seven], 30)))) == 2
+    monkeypatch.setattr(_segment, "_STACK_GAP", _segment._BAR_GAP)  # without the rule
+    assert [len(segment(img)) for img in images] == [2, 2, 2, 2]

@@ -38,6 +38,8 @@ _EIGHT = np.ones((3, 3), dtype=bool)
 _BAR_WIDTH = 0.25
 _BAR_GAP = 0.2
 _DASH_GAP = 0.06
+# Short pieces one above the other (``_stacked``) gather into one digit across this gap.
+_STACK_GAP = 0.45
 
 
 @dataclass
@@ -177,15 +179,28 @@ def _group(pieces: list[Piece], ref_h: float) -> list[Piece]:
     # A faint or fine-pen digit can break into short pieces only, none tall enough to count
     # as a digit alone: pieces near each other (boxes within _BAR_GAP of the height) are
     # gathered, and a gathering as tall as a digit is one. A lone dash or dot stays out.
+    # Arcs stacked in the same columns gather across a wider gap: a faint 0 or 8 whose sides
+    # fell under the threshold leaves only its top and bottom arcs (dots, a colon's, do not).
     clusters: list[Piece] = []
     for p in orphans:
-        near = [c for c in clusters if _box_gap(c, p) <= _BAR_GAP * ref_h]
+        near = [
+            c
+            for c in clusters
+            if _box_gap(c, p) <= (_STACK_GAP if _stacked(c, p, ref_h) else _BAR_GAP) * ref_h
+        ]
         for c in near:
             clusters.remove(c)
             p = _merge(c, p)
         clusters.append(p)
     main.extend(c for c in clusters if (c.y1 - c.y0) >= _MAIN_HEIGHT * ref_h)
     return main
+
+
+def _stacked(a: Piece, b: Piece, ref_h: float) -> bool:
+    """Two arcs one above the other: both as wide as a bar, sharing at least half of the
+    narrower one's columns."""
+    narrow = min(a.x1 - a.x0, b.x1 - b.x0)
+    return narrow >= _BAR_WIDTH * ref_h and _overlap(a.x0, a.x1, b.x0, b.x1) >= 0.5 * narrow
 
 
 def _box_gap(a: Piece, b: Piece) -> int:
