@@ -100,11 +100,20 @@ def test_bad_inputs_are_one_line_each_and_others_still_read(tmp_path, stand_in, 
     assert "empty" in rows[1]["error"] and "not an image" in rows[2]["error"]
 
 
-def test_blank_image_reads_as_empty_text(tmp_path, stand_in, capsys):
+def test_blank_image_reads_as_empty_text_and_exits_1(tmp_path, stand_in, capsys):
+    # A blank image is read (empty text, the reason in "message"), named in one line on
+    # stderr, and the exit status says not every image had a digit; the others are read.
     p = tmp_path / "blank.png"
     Image.new("L", (200, 150), 235).save(p)
-    code, (row,), _ = run_json([p], capsys)
-    assert code == 0 and row["text"] == "" and row["digits"] == [] and row["message"]
+    code, (row,), err = run_json([p], capsys)
+    assert code == 1 and row["text"] == "" and row["digits"] == [] and row["message"]
+    assert err.strip() == f"digitnet predict: {p}: {row['message']}"
+    draw(tmp_path / "7.png", "7", "PNG")
+    code, rows, err = run_json([tmp_path / "7.png", p], capsys)
+    assert code == 1 and [r["text"] for r in rows] == ["7", ""]
+    assert len(err.strip().splitlines()) == 1 and "blank.png" in err
+    code, rows, err = run_json([tmp_path / "7.png"], capsys)
+    assert code == 0 and err == ""
 
 
 def test_folders_globs_and_formats(tmp_path, stand_in, capsys):

@@ -338,10 +338,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    # An image that could not be read, and one with no digit on it (blank, only light and
+    # shadow, marks too small), each get a line on stderr and exit status 1; the readings of
+    # the others are printed (and saved) all the same.
     for r in readings:
         if not r.ok:
             print(f"digitnet predict: {r.error}", file=sys.stderr)
+        elif not r.digits:
+            print(f"digitnet predict: {r.source}: {r.message or 'no digit found'}", file=sys.stderr)
     if save_to is not None:
         inputs = {Path(p).resolve() for p, err in entries if err is None}
         _save_inputs(save_to, [r for r in readings if r.ok], inputs)
-    return 1 if any(not r.ok for r in readings) else 0
+    return 1 if any(not r.ok or not r.digits for r in readings) else 0
