@@ -183,3 +183,28 @@ def test_ones_standing_on_a_line_are_not_a_comb():
     for x in (20, 60, 100, 140):
         assert after.mask[15:50, x : x + 5].all()
     assert not after.mask[50:52, 30:55].any()  # the line itself is gone
+
+
+def test_a_field_cropped_to_its_box_keeps_dark_ink():
+    # A number cropped to the box round it: the border, which the polarity is judged from,
+    # is the printed line, so the ink was taken for paper (and the field read as blank).
+    rng = np.random.default_rng(12)
+    for _ in range(6):
+        img, label = _field("one box", rng)
+        dark = img < 128
+        rows, cols = np.flatnonzero(dark.any(axis=1)), np.flatnonzero(dark.any(axis=0))
+        tight = img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        assert ink_layer(tight.astype(np.float32) / 255.0).dark_ink, label
+
+
+def test_bold_chalk_digits_cropped_tight_stay_light_ink():
+    # White chalk on a dark board, bold, cropped tight: the board at the border is not a
+    # printed line (it reaches in between the strokes), so the ink stays light.
+    rng = np.random.default_rng(13)
+    for key in [(0, "oval"), (8, "two_loops"), (3, "round"), (6, "loop"), (2, "plain")]:
+        ink = draw(*key, rng, height=80, width=0.22, margin=0.0)
+        h, w = ink.shape
+        yy, xx = np.mgrid[0:h, 0:w]
+        light = 1.0 - 0.3 * (((yy - h / 2) / h) ** 2 + ((xx - w / 2) / w) ** 2)
+        img = np.clip((0.15 + 0.75 * ink) * light, 0, 1).astype(np.float32)
+        assert not ink_layer(img).dark_ink, key

@@ -30,6 +30,12 @@ NOISE_FLOOR_SIGMAS = 4.0
 # Background estimate: analysed at most this many pixels on the long side; lighting varies
 # slowly, so nothing is lost and the morphology costs well under a millisecond.
 _BG_SIDE = 64
+# A field cropped to its printed box (``_framed_by_line``).
+_LINE_EDGE = 0.04
+_LINE_INSIDE = 0.12
+_LINE_SHARE = 0.6  # a row of boxes has paper between them
+_LINE_JUST_IN = 0.15
+_LINE_ASPECT = 0.7  # a field is at least this wide for its height (one box round one digit)
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,43 @@ def _dark_ink(s: np.ndarray) -> bool:
     else:
         cue = 0.0
     return skew + 2.0 * cue <= 0.0
+
+
+def _framed_by_line(g: np.ndarray) -> bool:
+    """Is ``g`` bounded by a thin dark printed line, light paper inside it? (A form's field
+    cropped to its box: the border, which ``_dark_ink`` takes for paper, is then the line.) Each
+    side's darkest level within _LINE_EDGE of the edge is mostly (_LINE_SHARE) well under the
+    paper's level, measured on a ring _LINE_INSIDE in; that paper is most of the image and
+    starts just inside the line (at most _LINE_JUST_IN of a ring 3 px inside the edge band is
+    dark). A digit cropped tight touches its border only here and there; light ink on a dark
+    board has the board at the border and reaching in between the strokes."""
+    h, w = g.shape
+    if min(h, w) < 16 or w < _LINE_ASPECT * h:  # a narrow strip is one digit, not a field
+        return False
+    k = max(3, round(_LINE_EDGE * min(h, w)))
+    d = max(k + 4, round(_LINE_INSIDE * min(h, w)))
+
+    def ring(i: int) -> np.ndarray | None:
+        r = g[i : h - i, i : w - i]
+        if min(r.shape) < 3:
+            return None
+        return np.concatenate([r[0], r[-1], r[1:-1, 0], r[1:-1, -1]])
+
+    inner, just_in = ring(d), ring(k + 3)
+    if inner is None or just_in is None:
+        return False
+    paper = _median(inner)
+    sample = g.ravel()[:: max(1, g.size // 4096)]
+    low = float(np.percentile(sample, 1))
+    if paper - low < MIN_CONTRAST or abs(_median(sample) - paper) > 0.25 * (paper - low):
+        return False
+    cut = paper - 0.5 * (paper - low)
+    if np.mean(just_in < cut) > _LINE_JUST_IN:
+        return False
+    edge = np.concatenate(
+        [g[:k].min(axis=0), g[-k:].min(axis=0), g[:, :k].min(axis=1), g[:, -k:].min(axis=1)]
+    )
+    return bool(np.mean(edge < cut) >= _LINE_SHARE)
 
 
 def _background(s: np.ndarray, k: int) -> np.ndarray:
@@ -289,7 +332,7 @@ def framed_layer(g: np.ndarray, dark: bool | None = None, wide: bool = False) ->
     here when not given.
     """
     if dark is None:
-        dark = _dark_ink(_small(g, _BG_SIDE))
+        dark = _dark_ink(_small(g, _BG_SIDE)) or _framed_by_line(g)
     pad = max(2, round(_FRAME * max(g.shape)))
     framed = _framed(g, pad, dark)
     inner = _ink_layer(
@@ -309,7 +352,7 @@ def _ink_layer(g: np.ndarray, dark: bool | None = None, min_window: float = 0.0)
     h, w = g.shape
     small = _small(g, _BG_SIDE)
     if dark is None:
-        dark = _dark_ink(small)
+        dark = _dark_ink(small) or _framed_by_line(g)
     x = 1.0 - g if dark else g  # ink is bright from here on
     # Uneven lighting: a grey opening (min then max filter) wider than any stroke removes the
     # strokes and keeps the slowly varying paper; it is computed at low resolution (paper
