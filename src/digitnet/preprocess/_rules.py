@@ -13,8 +13,10 @@ line (ink on both sides of the band), the band's pixels are kept, so the digit s
 Form fields whose lines do not cross the whole image are found as line segments instead
 (``_frames``): straight thin runs of ink, horizontal and vertical, assembled into cells (a box
 per digit, with or without gaps between the boxes, or a row of cells sharing their sides; a box
-counts only with ink inside it, so a square 0 stays a 0) and combs (a base line with ticks of one
-height standing on it, one at each end).
+counts only with ink inside it, so a square 0 stays a 0), combs (a base line with ticks of one
+height standing on it, one at each end) and lines under the writing (``_underlines``). They are
+looked for on a lower cut of the ink (``_LINE_INK``): printed lines are often lighter than the
+writing, and at the ink's threshold they come out dotted.
 """
 
 from __future__ import annotations
