@@ -82,6 +82,17 @@ def _underline(mask: np.ndarray, band: tuple[int, int]) -> bool:
     return bool(touching <= _UNDER_TOUCH * 2 * w)
 
 
+def _several_above(above: np.ndarray, w: int) -> bool:
+    """Several pieces of ink above a line, each less than _UNDER_PIECE of its length wide: a
+    number written along the whole line (a tight crop's own 2 has one piece, as wide as its
+    base)."""
+    lab, n = ndi.label(above, structure=np.ones((3, 3), bool))
+    if n < 2:
+        return False
+    widths = [sl[1].stop - sl[1].start for sl in ndi.find_objects(lab) if sl is not None]
+    return max(widths) < _UNDER_PIECE * w
+
+
 # Line segments: runs of ink along a row at least _SEG_MIN_H of the ink's height long (a cell is
 # at least _CELL_ASPECT[0] as wide as tall, a comb's base spans several), along a column
 # _SEG_MIN_V (a comb's ticks reach a third of the way up or more), and _SEG_MIN_PX, labelled
@@ -170,7 +181,7 @@ def _segments(mask: np.ndarray, length: int) -> list[_Segment]:
         limit = max(_SEG_THICK_PX, _SEG_THICK * long)
         y0, y1 = sl[0].start + r0, sl[0].stop + r0
         if sub.shape[0] > limit + 1 + _SEG_TILT * long:
-            continue
+            continue  # too tall for any line's thickness: skip measuring it (checked below)
         # Runs along the columns through the segment, in a window just over the limit on each
         # side (a run reaching the window's edge is longer than any line's thickness anyway).
         m = int(limit) + 2
@@ -264,9 +275,7 @@ def _underlines(mask: np.ndarray, hs: list[_Segment]) -> list[_Segment]:
             continue
         long = s.x1 - s.x0
         above = mask[: s.y0, s.x0 : s.x1]
-        if mask[s.y1 :].any() and np.count_nonzero(mask[s.y1 + 2 :]) > 0.1 * np.count_nonzero(
-            above
-        ):
+        if np.count_nonzero(mask[s.y1 + 2 :]) > 0.1 * np.count_nonzero(above):
             continue  # writing below it too: a line between rows, a 2's base, a 7's bar
         arows = np.flatnonzero(above.any(axis=1))
         if arows.size == 0 or long < _LINE_LONG * (s.y0 - arows[0]):
@@ -283,7 +292,7 @@ def _underlines(mask: np.ndarray, hs: list[_Segment]) -> list[_Segment]:
 
 
 def _frames(mask: np.ndarray) -> np.ndarray | None:
-    """The pixels of form cells and combs in ``mask`` (None when there are none)."""
+    """The pixels of form cells, combs and underlines in ``mask`` (None when there are none)."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
@@ -328,17 +337,6 @@ def _clear_segments(mask: np.ndarray, lines: np.ndarray) -> np.ndarray:
     horizontal = crossing(mask, lines)
     vertical = crossing(mask.T, lines.T).T
     return mask & ~(lines & ~(horizontal | vertical))
-
-
-def _several_above(above: np.ndarray, w: int) -> bool:
-    """Several pieces of ink above a line, each less than _UNDER_PIECE of its length wide: a
-    number written along the whole line (a tight crop's own 2 has one piece, as wide as its
-    base)."""
-    lab, n = ndi.label(above, structure=np.ones((3, 3), bool))
-    if n < 2:
-        return False
-    widths = [sl[1].stop - sl[1].start for sl in ndi.find_objects(lab) if sl is not None]
-    return max(widths) < _UNDER_PIECE * w
 
 
 def remove_ruling(layer: InkLayer) -> InkLayer:
