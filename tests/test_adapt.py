@@ -145,11 +145,13 @@ def test_cli_end_to_end_with_replay(
     assert res["mode"] == "replay"
     assert res["trained_layers"].startswith("features[") and res["trained_layers"].endswith("head")
     assert res["replay_images"] == 1200 and res["examples"] == 20 and res["steps"] >= 1
+    # the bundled recipe trained on allographs at a tenth of its MNIST images: so are they replayed
+    assert res["replay_allographs"] == 120
     assert res["checkpoint"] == str(out) and out.exists()
     meta = read_metadata(out)
     base_meta = read_metadata(bundled_model_path())
     assert meta["adapted_from"]["save_id"] == base_meta["save_id"]
-    assert meta["adapt"]["mode"] == "replay"
+    assert meta["adapt"]["mode"] == "replay" and meta["adapt"]["replay_allographs"] == 120
     assert meta["adapt"]["examples_per_digit"] == {str(d): 2 for d in range(10)}
     assert meta["adapt"]["seconds"] > 0
     assert meta["input"] == base_meta["input"]  # the base's input spec is kept
@@ -180,6 +182,7 @@ def test_l2sp_without_mnist_trains_only_the_top(
     out = tmp_path / "me.safetensors"
     r = adapt_model([examples], out=out, seconds=float(SECONDS))
     assert r.mode == "l2sp" and r.replay_images == 0 and r.trained_layers != "all"
+    assert r.replay_allographs == 0
     assert read_metadata(out)["adapt"]["mode"] == "l2sp"
     model, _ = load_checkpoint(out)
     base, _ = load_checkpoint(bundled_model_path())
@@ -187,6 +190,29 @@ def test_l2sp_without_mnist_trains_only_the_top(
     for k in new:  # only the classifier moved
         same = bool((new[k] == old[k]).all())
         assert same != k.startswith("head."), k
+
+
+def test_allograph_replay_follows_the_base_recipe(monkeypatch) -> None:
+    import digitnet.adapt._train as adapt
+
+    def meta(share: float, enabled: bool = True) -> dict:
+        return {"config": {"augment": {"enabled": enabled, "allographs": share}}}
+
+    # A base trained on none (no share, augmentation off, no recipe at all) replays none.
+    assert adapt._allograph_replay(meta(0.0), 24345) is None
+    assert adapt._allograph_replay(meta(0.1, enabled=False), 24345) is None
+    assert adapt._allograph_replay({}, 24345) is None
+    # The recipe's share of the MNIST images, from a bounded pool repeated to that share.
+    monkeypatch.setattr(adapt, "_ALLOGRAPH_POOL", 50)
+    got = adapt._allograph_replay(meta(0.1), 2000)
+    assert got is not None
+    x, y = got
+    assert x.shape == (200, 28, 28) and x.dtype == np.uint8 and len(y) == 200
+    assert (x[:50] == x[50:100]).all() and len(np.unique(x.reshape(200, -1), axis=0)) <= 50
+    assert set(np.bincount(y, minlength=10)) == {20}  # every digit, equally
+    assert all(img.max() > 128 for img in x)  # each drawn: ink, MNIST style (white on black)
+    x2, _ = adapt._allograph_replay(meta(0.02), 2000)  # 40 wanted: a pool of 40, once
+    assert x2.shape == (40, 28, 28)
 
 
 def test_explicit_data_dir_without_mnist_is_an_error(

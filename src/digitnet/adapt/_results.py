@@ -40,6 +40,8 @@ class AdaptResult:
     accuracy_after: float  # share the adapted model reads right
     replay_images: int  # MNIST training images available for replay (0 in l2sp mode)
     trained_layers: str  # which layers were trained ("features[9:] and head", "head", ...)
+    # synthetic allographs replayed beside them (0 in l2sp mode or for a base trained on none)
+    replay_allographs: int = 0
     meta: dict[str, Any] = field(default_factory=dict)  # the checkpoint's metadata
 
     def to_json(self) -> dict[str, Any]:
@@ -56,5 +58,6 @@ class AdaptResult:
             "accuracy_before": self.accuracy_before,
             "accuracy_after": self.accuracy_after,
             "replay_images": self.replay_images,
+            "replay_allographs": self.replay_allographs,
             "trained_layers": self.trained_layers,
         }

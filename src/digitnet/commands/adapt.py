@@ -120,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
     per = " ".join(f"{d}:{n}" for d, n in result.per_digit.items() if n)
     missing = [str(d) for d, n in result.per_digit.items() if n == 0]
     how = (
-        f"replaying {result.replay_images:,} MNIST training images; trained {result.trained_layers}"
+        f"replaying {result.replay_images:,} MNIST training images"
+        + (f" and {result.replay_allographs:,} allographs" if result.replay_allographs else "")
+        + f"; trained {result.trained_layers}"
         if result.mode == "replay"
         else "no MNIST data found: weights held near the base (L2-SP); trained "
         f"{result.trained_layers} only (pass --data-dir to keep MNIST accuracy better)"
