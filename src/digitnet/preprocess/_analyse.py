@@ -7,13 +7,14 @@ the digit crops alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from ._candidates import DigitCrop, Prepared, SplitSource, crops_of, join_candidates
-from ._ink import ONLY_LIGHT, InkLayer, ink_layer
+from ._ink import ONLY_LIGHT, InkLayer, ink_layer, mostly_ink, other_polarity
 from ._load import ImageSource, as_float, decode, from_array, from_pil, resize_box, shape_of
 from ._pairs import mark_probability, upright_bar
 from ._rules import remove_ruling
@@ -47,11 +48,41 @@ def _shrunk(gray: np.ndarray | Image.Image, f: float) -> np.ndarray:
 
 
 def _locate(gray: np.ndarray, single: bool):
-    layer = remove_ruling(ink_layer(gray))
+    layer = ink_layer(gray)
+    if mostly_ink(layer):
+        layer = _lined_other_polarity(gray, layer)
+    layer = remove_ruling(layer)
     if layer.message:
         return layer, None, [], layer.message
     lab, pieces, message = find_pieces(layer.mask, single=single)
     return layer, lab, pieces, message
+
+
+# Ink is a minority of an image of handwriting, except for one bold digit cropped tight
+# (load_digits' tight crops: up to 0.89 of the image, and at most 0.76 times as wide as tall).
+# A field at least WIDE_FIELD times as wide as tall (several digits) whose second look took
+# most of it for ink has usually had its paper taken for ink: it is read with the other
+# polarity when that has printed lines (at least LINES_MIN of its ink taken out as a form's
+# lines). Fields of benchmarks/bench_forms.py that came here measured 2.9 times as wide as
+# tall or more, lines 0.08-0.74 of the ink for most of them.
+WIDE_FIELD = 1.5
+LINES_MIN = 0.05
+
+
+def _lined_other_polarity(gray: np.ndarray, layer: InkLayer) -> InkLayer:
+    """``layer`` (a second look that took most of the image for ink), or, for a wide field,
+    the other polarity's ink when that has printed lines round the writing: a field cropped
+    to its box, whose dark border the polarity cue took for paper."""
+    h, w = gray.shape
+    if w < WIDE_FIELD * h:
+        return layer
+    other = other_polarity(gray, not layer.dark_ink)
+    if other is None:
+        return layer
+    lines = 1.0 - float(remove_ruling(other).mask.sum()) / max(1, int(other.mask.sum()))
+    if lines < LINES_MIN:
+        return layer
+    return replace(other, doubt=layer.doubt, faint=layer.faint)
 
 
 def _analyse(

@@ -193,6 +193,12 @@ def _background(s: np.ndarray, k: int) -> np.ndarray:
 _FRAME = 0.5
 
 
+# A second look that finds ink in more than this share of the image may have found the paper
+# (a form's field cropped to its printed lines, whose dark border the polarity cue took for
+# paper: 0.52-0.82 of the image) or a bold digit cropped tight (load_digits' too).
+_MOSTLY_INK = 0.5
+
+
 # An image the first pass found blank is analysed again in a frame only when its grey levels
 # fall into two classes (Otsu's between-class share of the variance, 1 = two pure levels):
 # tight crops the first pass missed measured 0.78-0.98 (photos lowest), a linear light
@@ -319,6 +325,30 @@ def ink_layer(gray: np.ndarray) -> InkLayer:
     if inner.message is None:
         return replace(inner, doubt=layer.message or ONLY_LIGHT, faint=levels == 1)
     return inner
+
+
+def mostly_ink(layer: InkLayer) -> bool:
+    """Did a second look (the first found nothing) take most of the image for ink?"""
+    return (
+        layer.message is None
+        and layer.doubt not in (None, ONLY_LIGHT)
+        and float(layer.mask.mean()) > _MOSTLY_INK
+    )
+
+
+def other_polarity(g: np.ndarray, dark: bool) -> InkLayer | None:
+    """``g``'s ink with the polarity ``dark`` forced (a first look, then in a frame when that
+    finds nothing or touches the border, as ``ink_layer`` does); None unless ink is found and
+    is a minority of the image."""
+    g = np.asarray(g, dtype=np.float32)
+    layer = _ink_layer(g, dark=dark)
+    if layer.message is not None or _touches_border(layer.mask):
+        inner = framed_layer(g, dark, wide=layer.message is None)
+        if inner.message is None:
+            layer = inner
+    if layer.message is not None or layer.mask.mean() > _MOSTLY_INK:
+        return None
+    return layer
 
 
 def framed_layer(g: np.ndarray, dark: bool | None = None, wide: bool = False) -> InkLayer:
