@@ -220,3 +220,62 @@ def test_bold_tight_photos_with_faint_two_levels_are_read(predictor, monkeypatch
     assert np.mean([t == lab for t, (_, lab) in zip(texts, faint, strict=True)]) >= 0.85, texts
     monkeypatch.setattr(_ink, "_MIN_TWO_LEVELS_FAINT", 1.0)  # the second look shut again
     assert _read(predictor, [img for img, _ in faint]).count("") == len(faint)
+
+
+def _falloff_field(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """A photo of a number with a margin, the light falling off strongly towards the bottom,
+    sensor noise, and three dark specks of grain a few pixels from the bottom edge."""
+    keys = list(STYLES)
+    digits, label = [], ""
+    for _ in range(int(rng.integers(3, 6))):
+        d, style = keys[int(rng.integers(len(keys)))]
+        digits.append(draw(d, style, rng, height=40, margin=0.0))
+        label += str(d)
+    h, w = 100, sum(x.shape[1] + 25 for x in digits) + 40
+    ink = np.zeros((h, w), np.float32)
+    x = 30
+    for dg in digits:
+        ink[30 : 30 + dg.shape[0], x : x + dg.shape[1]] = dg
+        x += dg.shape[1] + 25
+    yy = np.mgrid[0:h, 0:w][0] / h
+    light = 1.0 - rng.uniform(0.45, 0.6) * yy**2
+    img = (0.9 - 0.75 * ink) * light + rng.normal(0, 0.02, (h, w))
+    for _ in range(3):
+        img[int(rng.integers(h - 6, h - 2)), int(rng.integers(0, w))] = 0.0
+    return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), label
+
+
+def test_specks_by_the_border_do_not_send_a_photo_to_the_framed_look(predictor, monkeypatch):
+    # Grain by the border is no stroke running off the image: the first look (which follows
+    # the light's falloff) is kept. The framed look's window, as wide as the field is tall,
+    # cannot follow it and took the dark lower half for ink.
+    from digitnet.preprocess import _ink
+
+    rng = np.random.default_rng(3)
+    fields = [_falloff_field(rng) for _ in range(20)]
+
+    def right() -> int:
+        texts = [r.text for r in read_digits([f[0] for f in fields], predictor)]
+        return sum(t == f[1] for t, f in zip(texts, fields, strict=True))
+
+    assert right() >= 17  # measured 19 of 20
+
+    def any_border_ink(mask: np.ndarray) -> int:  # the rule before: any ink by the border
+        b = max(2, round(0.03 * max(mask.shape)))
+        near = mask[:b].any() or mask[-b:].any() or mask[:, :b].any() or mask[:, -b:].any()
+        return _ink._STROKE if near else _ink._NONE
+
+    monkeypatch.setattr(_ink, "_border_ink", any_border_ink)
+    assert right() <= 5  # measured 0 of 20
+
+
+def test_border_ink_tells_strokes_from_specks():
+    from digitnet.preprocess._ink import _NONE, _SPECKS, _STROKE, _border_ink
+
+    mask = np.zeros((100, 300), bool)
+    mask[30:70, 100:106] = True  # a 1 clear of the border
+    assert _border_ink(mask) == _NONE
+    mask[97, 40] = True  # one pixel of grain by the bottom edge
+    assert _border_ink(mask) == _SPECKS
+    mask[30:100, 200:206] = True  # a stroke running off the bottom
+    assert _border_ink(mask) == _STROKE
