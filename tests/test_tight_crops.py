@@ -279,3 +279,7 @@ def test_border_ink_tells_strokes_from_specks():
     assert _border_ink(mask) == _SPECKS
     mask[30:100, 200:206] = True  # a stroke running off the bottom
     assert _border_ink(mask) == _STROKE
+    # A wide field: writing 5 px under its top edge (3% of its width would be 15 px) is clear.
+    field = np.zeros((80, 500), bool)
+    field[5:60, 100:106] = field[5:60, 300:306] = True
+    assert _border_ink(field) == _NONE
