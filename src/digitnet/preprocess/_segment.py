@@ -100,11 +100,11 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, list[Piece], np.ndarray]:
         near = ndi.maximum_filter(mask.view(np.uint8), size=2 * r + 1, mode="constant") > 0
         lab, n = ndi.label(near, structure=_EIGHT)
         lab = lab * mask
-    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        objs = ndi.find_objects(lab)
     order = np.argsort(-areas)[:_MAX_COMPONENTS]
     # Specks: under 1% of the largest piece's area (a dot of noise, a dust speck on a scan).
     order = order[areas[order] >= max(2, 0.01 * areas[order[0]])]
-    objs = ndi.find_objects(lab)
     pieces = []
     for i in order:
         sy, sx = objs[i]
