@@ -8,6 +8,7 @@ and then one error line naming the flag; that last line is what is checked for t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,29 @@ def test_predict_missing_image(tmp_path, capsys):
     code, lines = run(capsys, ["predict", "--jobs", "1", str(missing)])
     assert code == 1
     assert lines == [f"digitnet predict: {missing}: no such file or folder"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX symlinks")
+def test_predict_names_broken_and_looping_links(tmp_path, capsys):
+    # Given or met in a folder, a dangling link names its target and a loop says so, instead
+    # of "no such file" for a name that `ls` shows.
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    code, lines = run(capsys, ["predict", "--jobs", "1", str(tmp_path / "dangling.png")])
+    assert code == 1
+    assert lines == [
+        f"digitnet predict: {tmp_path / 'dangling.png'}: broken symbolic link "
+        f"(its target {tmp_path / 'gone.png'} does not exist)"
+    ]
+    code, lines = run(capsys, ["predict", "--jobs", "1", str(tmp_path)])
+    assert code == 1
+    assert sorted(lines) == [
+        f"digitnet predict: {tmp_path / 'a.png'}: symbolic link loop (the link leads back to itself)",
+        f"digitnet predict: {tmp_path / 'b.png'}: symbolic link loop (the link leads back to itself)",
+        f"digitnet predict: {tmp_path / 'dangling.png'}: broken symbolic link "
+        f"(its target {tmp_path / 'gone.png'} does not exist)",
+    ]
 
 
 # --------------------------------------------------------------------------- bad flag values

@@ -62,6 +62,23 @@ def _not_regular(mode: int) -> str | None:
     return None if stat.S_ISREG(mode) else "is not a regular file"
 
 
+def missing_reason(path: str | os.PathLike[str]) -> str:
+    """Why ``path``, which does not exist, is not there: "no such file or folder", or what is
+    wrong with the symbolic link it is (a dangling link names its target)."""
+    if not os.path.islink(path):
+        return "no such file or folder"
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+    try:
+        target = one_line(os.readlink(path))
+    except OSError:
+        return "broken symbolic link"
+    return f"broken symbolic link (its target {target} does not exist)"
+
+
 def check_user_file(
     path: str | os.PathLike[str],
     *,
@@ -81,10 +98,14 @@ def check_user_file(
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise error(f"{name}: {missing_reason(path)}") from None
         raise error(f"{name}: no such file") from None
     except NotADirectoryError:
         raise error(f"{name}: no such file (a part of the path is not a folder)") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise error(f"{name}: {missing_reason(path)}") from None
         raise error(f"{name}: cannot read: {exc.strerror or exc}") from None
     kind = _not_regular(st.st_mode)
     if kind is not None:

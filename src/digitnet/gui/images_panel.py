@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .._io import missing_reason
 from . import backend
 from .backend import ImageError, UsageError
 from .common import guarded, setting_str
@@ -158,7 +159,7 @@ class ImagesPanel(QGroupBox):
             return
         for p in ps:
             if not p.exists():
-                raise ImageError(f"{p}: no such file or folder")
+                raise ImageError(f"{p}: {missing_reason(p)}")
         n = len(backend.list_images(ps))  # ImageError when they hold no image at all
         # The worker reads the paths themselves, as ``digitnet predict PATHS`` does.
         self.read_files(ps, n)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any, Union, cast
 
+from .._io import missing_reason
 from ..errors import ImageError
 from ._analyse import prepare
 from ._reading import ProbaPredictor, Reading, classify
@@ -87,7 +88,7 @@ def list_images(paths: Iterable[PathLike]) -> list[tuple[str, str | None]]:
         elif p.exists():
             out.append((raw, None))
         else:
-            out.append((raw, f"{raw}: no such file or folder"))
+            out.append((raw, f"{raw}: {missing_reason(p)}"))
     return out
 
 
