@@ -22,6 +22,7 @@ import numpy as np
 # The pages import nothing of the library but this module: the errors they raise and catch
 # come from here too.
 from .. import preprocess
+from .._io import missing_reason
 from ..errors import CheckpointError, DigitnetError, ImageError, UsageError
 from .results import (
     FORM_FIELDS,
@@ -67,6 +68,7 @@ __all__ = [
     "list_images",
     "load_predictor",
     "make_config",
+    "missing_reason",
     "model_names",
     "model_summary",
     "read_files",

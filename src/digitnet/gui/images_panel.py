@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .._io import missing_reason
 from . import backend
 from .backend import ImageError, UsageError
 from .common import guarded, setting_str
@@ -159,7 +158,7 @@ class ImagesPanel(QGroupBox):
             return
         for p in ps:
             if not p.exists():
-                raise ImageError(f"{p}: {missing_reason(p)}")
+                raise ImageError(f"{p}: {backend.missing_reason(p)}")
         n = len(backend.list_images(ps))  # ImageError when they hold no image at all
         # The worker reads the paths themselves, as ``digitnet predict PATHS`` does.
         self.read_files(ps, n)
